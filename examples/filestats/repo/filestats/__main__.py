@@ -1,0 +1,3 @@
+from filestats.cli import main
+
+raise SystemExit(main())

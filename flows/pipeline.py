@@ -1,0 +1,257 @@
+"""One (repository, task) pair through plan -> implement -> apply -> verify -> review -> aggregate.
+
+Composition only: every side effect is a task in `tasks/`, every rule a pure function.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+
+from prefect import flow, tags
+
+from quorum import progress
+from quorum.artifacts import call_artifacts, review_artifacts, round_prefix, task_prefix, to_json, verification_artifacts
+from quorum.cost import summarize_calls
+from quorum.llm import StructuredOutputError
+from quorum.manifest import TaskSpec
+from quorum.models import Decision, LLMCall, Outcome, RoundRecord, TaskResult, TaskStatus
+from quorum.results import render_task_markdown, ui_key
+from quorum.roster import Roster
+from tasks.aggregate import AggregationInput, Policy, aggregate_task
+from tasks.implement import implement_task
+from tasks.plan import plan_task, render_plan_markdown
+from tasks.prompting import stable_text
+from tasks.repo import apply_patch_task, cleanup_task, prepare_task
+from tasks.review import render_tool_report, review_task
+from tasks.store_io import publish_markdown_task, save_artifacts_task
+from tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
+
+
+class _Ledger:
+    """Calls paid for and time spent, per stage, while one task runs."""
+
+    def __init__(self) -> None:
+        self.calls: list[LLMCall] = []
+        self.timings: dict[str, float] = defaultdict(float)
+
+    def spent(self) -> float:
+        return sum(call.cost_usd for call in self.calls)
+
+    def timed(self, stage: str, started: float) -> None:
+        self.timings[stage] += time.time() - started
+
+
+@flow(name="quorum-task", flow_run_name="{spec.id}", log_prints=True)
+def task_pipeline(
+    spec: TaskSpec,
+    roster: Roster,
+    policy: Policy,
+    store_url: str,
+    batch_id: str,
+    run_started_at: float | None = None,
+) -> TaskResult:
+    """Run one task to a final outcome; infrastructure failures become an `error` result, never a crash."""
+    run_started_at = run_started_at or time.time()
+    ledger = _Ledger()
+    work_root = tempfile.mkdtemp(prefix=f"quorum-{spec.id}-")
+    progress.report(spec.id, "started")
+    try:
+        result = _run_rounds(spec, roster, policy, store_url, batch_id, ledger, work_root, run_started_at)
+    except Exception as exc:  # the batch must go on; the reason is recorded, never dropped
+        if isinstance(exc, StructuredOutputError):
+            ledger.calls.extend(exc.calls)
+        result = _result(spec, batch_id, TaskStatus.error, f"{type(exc).__name__}: {exc}", ledger, run_started_at)
+    finally:
+        cleanup_task(work_root)
+    result.artifacts["result"] = f"{task_prefix(batch_id, spec.id)}/result.json"
+    save_artifacts_task(store_url, {result.artifacts["result"]: to_json(result)}, label=f"{spec.id} result")
+    publish_markdown_task(
+        ui_key("quorum", batch_id, spec.id), render_task_markdown(result, store_url), f"quorum task {spec.id}"
+    )
+    progress.report(spec.id, result.status.value, result.reason, done=True)
+    return result
+
+
+def _run_rounds(
+    spec: TaskSpec,
+    roster: Roster,
+    policy: Policy,
+    store_url: str,
+    batch_id: str,
+    ledger: _Ledger,
+    work_root: str,
+    run_started_at: float,
+) -> TaskResult:
+    started = time.time()
+    progress.report(spec.id, "prepare")
+    context = prepare_task(spec, work_root, purpose="context")
+    ledger.timed("prepare", started)
+
+    started = time.time()
+    progress.report(spec.id, "plan", roster.planner.model)
+    with tags(f"provider:{roster.planner.provider}", "stage:plan"):
+        planned = plan_task(spec, roster.planner, context.files)
+    ledger.calls.extend(planned.calls)
+    ledger.timed("plan", started)
+    first = round_prefix(batch_id, spec.id, 1)
+    artifacts = {"plan": f"{first}/plan.md"}
+    save_artifacts_task(
+        store_url,
+        {
+            f"{first}/plan.md": render_plan_markdown(planned.plan),
+            f"{first}/plan.json": to_json(planned.plan),
+            **call_artifacts(first, planned.calls),
+        },
+        label=f"{spec.id} plan",
+    )
+
+    feedback: list[str] = []
+    findings = []
+    records: list[RoundRecord] = []
+    decision: Decision | None = None
+    for round_no in range(1, policy.max_rounds + 1):
+        prefix = round_prefix(batch_id, spec.id, round_no)
+        if policy.task_budget_usd is not None and ledger.spent() >= policy.task_budget_usd:
+            decision = aggregate_task(AggregationInput(round=round_no, budget_exhausted=True), policy)
+            save_artifacts_task(store_url, {f"{prefix}/decision.json": to_json(decision)}, label=f"{spec.id} r{round_no}")
+            break
+
+        started = time.time()
+        progress.report(spec.id, "implement", f"round {round_no}")
+        with tags(f"provider:{roster.implementer.provider}", "stage:implement"):
+            implemented = implement_task(
+                spec, roster.implementer, context.files, planned.plan, round_no, feedback, findings
+            )
+        ledger.calls.extend(implemented.calls)
+        ledger.timed("implement", started)
+
+        started = time.time()
+        label = f"{spec.id} · round {round_no}"
+        workspace = prepare_task(spec, work_root, purpose=f"round {round_no}").workspace
+        patch = apply_patch_task(workspace.path, implemented.diff, label=label)
+        ledger.timed("apply", started)
+
+        reports = []
+        if patch.applied:
+            started = time.time()
+            progress.report(spec.id, "verify", f"round {round_no}")
+            futures = [
+                semgrep_task.submit(workspace.path, patch.files, patch.added_lines, label=label),
+                bandit_task.submit(workspace.path, patch.files, patch.added_lines, label=label),
+                pytest_task.submit(workspace.path, label=label),
+            ]
+            reports = [future.result() for future in futures]
+            ledger.timed("verify", started)
+
+        reviews = []
+        verification_failed = any(report.blocking for report in reports)
+        if patch.applied and not (verification_failed and policy.verify_before_review):
+            started = time.time()
+            progress.report(spec.id, "review", f"round {round_no}")
+            tool_report = render_tool_report(reports)
+            futures = []
+            for reviewer in roster.reviewers:
+                with tags(f"provider:{reviewer.provider}", "stage:review"):
+                    futures.append(
+                        review_task.submit(
+                            spec, reviewer, context.files, planned.plan, implemented.diff, tool_report, round_no
+                        )
+                    )
+            reviews = [future.result() for future in futures]
+            for review in reviews:
+                ledger.calls.extend(review.calls)
+            ledger.timed("review", started)
+
+        decision = aggregate_task(
+            AggregationInput(
+                round=round_no,
+                patch_applied=patch.applied,
+                patch_reason=patch.reason,
+                verification=reports,
+                reviews=reviews,
+            ),
+            policy,
+        )
+        records.append(
+            RoundRecord(
+                round=round_no,
+                patch_applied=patch.applied,
+                patch_reason=patch.reason,
+                verification=reports,
+                reviews=reviews,
+                decision=decision,
+            )
+        )
+        save_artifacts_task(
+            store_url,
+            {
+                f"{prefix}/patch.diff": implemented.diff,
+                f"{prefix}/implement.md": implemented.reply,
+                f"{prefix}/apply.json": to_json(patch),
+                f"{prefix}/decision.json": to_json(decision),
+                **call_artifacts(prefix, implemented.calls),
+                **verification_artifacts(prefix, reports),
+                **review_artifacts(prefix, reviews),
+            },
+            label=label,
+        )
+        artifacts[f"round{round_no}"] = prefix
+        progress.report(spec.id, "decision", f"round {round_no}: {decision.outcome.value}")
+
+        if decision.outcome != Outcome.revise:
+            break
+        feedback = [stable_text(reason) for reason in decision.reasons]
+        findings = decision.findings
+
+    assert decision is not None  # max_rounds >= 1
+    rounds = len(records)
+    if decision.outcome == Outcome.approve:
+        return _finish_approved(spec, batch_id, store_url, ledger, run_started_at, decision, rounds, artifacts, workspace.path)
+    status = {Outcome.escalate: TaskStatus.escalated, Outcome.fail: TaskStatus.failed}[decision.outcome]
+    return _result(
+        spec, batch_id, status, "; ".join(decision.reasons), ledger, run_started_at,
+        decision=decision, rounds=rounds, artifacts=artifacts,
+    )  # fmt: skip
+
+
+def _finish_approved(spec, batch_id, store_url, ledger, run_started_at, decision, rounds, artifacts, workspace_path):
+    if not spec.acceptance:
+        return _result(
+            spec, batch_id, TaskStatus.approved_unverified, "approved; no acceptance tests", ledger, run_started_at,
+            decision=decision, rounds=rounds, artifacts=artifacts,
+        )  # fmt: skip
+    started = time.time()
+    progress.report(spec.id, "acceptance")
+    report = acceptance_task(workspace_path, spec.acceptance, label=spec.id)
+    ledger.timed("acceptance", started)
+    prefix = task_prefix(batch_id, spec.id)
+    save_artifacts_task(store_url, verification_artifacts(prefix, [report]), label=f"{spec.id} acceptance")
+    artifacts["acceptance"] = f"{prefix}/verify/{report.raw_name}"
+    if report.status.value == "passed":
+        status, reason = TaskStatus.resolved, "approved and acceptance tests passed"
+    else:
+        status, reason = TaskStatus.failed, f"approved but acceptance tests {report.status.value}: {report.summary[:300]}"
+    result = _result(
+        spec, batch_id, status, reason, ledger, run_started_at,
+        decision=decision, rounds=rounds, artifacts=artifacts,
+    )  # fmt: skip
+    result.acceptance = report.model_copy(update={"raw": ""})
+    return result
+
+
+def _result(spec, batch_id, status, reason, ledger, run_started_at, *, decision=None, rounds=0, artifacts=None):
+    return TaskResult(
+        batch_id=batch_id,
+        task_id=spec.id,
+        repo=spec.repo,
+        status=status,
+        reason=reason,
+        rounds=rounds,
+        decision=decision,
+        cost=summarize_calls(ledger.calls, run_started_at=run_started_at),
+        timings_s={stage: round(seconds, 3) for stage, seconds in ledger.timings.items()},
+        artifacts=dict(artifacts or {}),
+        policy_version=decision.policy_version if decision else "",
+    )

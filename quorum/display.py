@@ -1,0 +1,94 @@
+"""The CLI's progress display and summary table (rich), fed by `quorum.progress` events."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from quorum import progress
+from quorum.cost import format_usd
+from quorum.models import BatchReport
+
+STATUS_STYLE = {
+    "resolved": "green",
+    "approved_unverified": "green",
+    "escalated": "yellow",
+    "failed": "red",
+    "error": "bold red",
+}
+
+
+class BatchDisplay:
+    def __init__(self, task_ids: list[str], *, simulated: bool, console: Console | None = None):
+        self.console = console or Console(stderr=False)
+        self.simulated = simulated
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.bar = self.progress.add_task("batch", total=len(task_ids))
+        self._unsubscribe = None
+
+    def banner(self, manifest, roster, store_url: str) -> None:
+        self.console.print(f"[bold]quorum[/bold] batch [cyan]{manifest.batch}[/cyan]: {len(manifest.tasks)} task(s), roster {roster.name}")
+        for stage, model in [("plan", roster.planner), ("implement", roster.implementer)] + [
+            ("review", r) for r in roster.reviewers
+        ]:
+            priced = f" (scripted, priced as {model.priced_as})" if model.is_scripted else ""
+            self.console.print(f"  {stage:<9} {model.model}{priced}")
+        if self.simulated:
+            self.console.print("  [yellow]scripted models: replies come from script files; tokens and costs are simulated[/yellow]")
+        self.console.print(f"  artifacts: {store_url}")
+
+    def __enter__(self) -> BatchDisplay:
+        self.progress.start()
+        self._unsubscribe = progress.subscribe(self._on_event)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._unsubscribe:
+            self._unsubscribe()
+        self.progress.stop()
+
+    def _on_event(self, event: progress.ProgressEvent) -> None:
+        if event.done:
+            style = STATUS_STYLE.get(event.stage, "white")
+            reason = f" — {event.detail}" if event.detail else ""
+            self.progress.console.print(f"  [{style}]{event.stage:<10}[/{style}] {event.task_id}{reason[:160]}")
+            self.progress.advance(self.bar)
+        else:
+            detail = f" ({event.detail})" if event.detail else ""
+            self.progress.console.print(f"  [dim]{event.task_id}: {event.stage}{detail}[/dim]")
+
+    def summary(self, report: BatchReport, *, wall_s: float) -> None:
+        label = " (simulated)" if report.cost.simulated else ""
+        table = Table(title=f"batch {report.batch_id}")
+        for column in ("task", "outcome", "rounds", f"cost{label}", "LLM calls (new/cached)"):
+            table.add_column(column)
+        for r in report.results:
+            style = STATUS_STYLE.get(r.status.value, "white")
+            fresh = r.cost.total.fresh_calls
+            table.add_row(
+                r.task_id,
+                f"[{style}]{r.status.value}[/{style}]",
+                str(r.rounds),
+                format_usd(r.cost.total.cost_usd),
+                f"{fresh}/{r.cost.total.calls - fresh}",
+            )
+        self.console.print(table)
+        per_resolved = format_usd(report.cost_per_resolved_usd) if report.cost_per_resolved_usd is not None else "n/a"
+        self.console.print(
+            f"resolved {report.counts.get('resolved', 0)}/{len(report.results)} ({report.resolved_rate:.0%}); "
+            f"cost{label} {format_usd(report.cost.total.cost_usd)} total, {per_resolved} per resolved task"
+        )
+        self.console.print(
+            f"LLM calls this run: {report.fresh_llm_calls} made, {report.cached_llm_calls} served from cache; "
+            f"wall time {wall_s:.1f}s"
+        )
+        self.console.print(f"report: {report.store.rstrip('/')}/runs/{report.batch_id}/report.json")

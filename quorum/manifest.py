@@ -1,0 +1,148 @@
+"""Batch manifests: a list of (repository, task) entries, validated before anything runs."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be run; the message names the entry and the problem."""
+
+
+class TaskSpec(BaseModel):
+    """One (repository, task) pair, resolved to absolute paths and with the task text loaded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    repo: str = Field(description="Absolute path of the repository (a git repo or a plain directory).")
+    ref: str | None = Field(default=None, description="Git ref to check out when repo is a git repository.")
+    task: str = Field(min_length=1, description="The task text the planner sees.")
+    acceptance: str | None = Field(default=None, description="Held-out acceptance tests directory; never shown to a model.")
+    script: str | None = Field(default=None, description="Script file for scripted models.")
+    script_sha256: str = Field(default="", description="Digest of the script, so a changed script misses the cache.")
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        if not TASK_ID_PATTERN.match(value):
+            raise ValueError(f"task id {value!r} must be 1-80 letters, digits, '.', '_' or '-'")
+        return value
+
+
+class _ManifestEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    repo: str
+    ref: str | None = None
+    task: str | None = None
+    task_file: str | None = None
+    acceptance: str | None = None
+    script: str | None = None
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch: str = "batch"
+    roster: str | None = None
+    tasks: list[_ManifestEntry] = Field(min_length=1)
+
+
+class Manifest(BaseModel):
+    batch: str
+    roster: str | None
+    source: str
+    tasks: list[TaskSpec]
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    manifest_path = Path(path)
+    if not manifest_path.is_file():
+        raise ManifestError(f"manifest {manifest_path} does not exist")
+    try:
+        raw = yaml.safe_load(manifest_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"manifest {manifest_path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(f"manifest {manifest_path} must be a mapping with a 'tasks' list")
+    try:
+        parsed = _Manifest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = _describe_location(raw, err["loc"])
+        raise ManifestError(f"manifest {manifest_path}: {where}: {err['msg']}") from exc
+    if not TASK_ID_PATTERN.match(parsed.batch):
+        raise ManifestError(f"manifest {manifest_path}: batch name {parsed.batch!r} must be letters, digits, '.', '_' or '-'")
+
+    base = manifest_path.resolve().parent
+    seen: set[str] = set()
+    specs = []
+    for entry in parsed.tasks:
+        label = f"manifest {manifest_path}: task {entry.id!r}"
+        if entry.id in seen:
+            raise ManifestError(f"{label}: duplicate task id")
+        seen.add(entry.id)
+        specs.append(_resolve_entry(entry, base, label))
+    return Manifest(batch=parsed.batch, roster=parsed.roster, source=str(manifest_path.resolve()), tasks=specs)
+
+
+def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
+    repo = (base / entry.repo).resolve()
+    if not repo.is_dir():
+        raise ManifestError(f"{label}: repository path {repo} does not exist or is not a directory")
+    if bool(entry.task) == bool(entry.task_file):
+        raise ManifestError(f"{label}: give exactly one of 'task' (text) or 'task_file' (path)")
+    if entry.task_file:
+        task_path = (base / entry.task_file).resolve()
+        if not task_path.is_file():
+            raise ManifestError(f"{label}: task_file {task_path} does not exist")
+        task_text = task_path.read_text().strip()
+    else:
+        task_text = (entry.task or "").strip()
+    if not task_text:
+        raise ManifestError(f"{label}: the task text is empty")
+
+    acceptance = None
+    if entry.acceptance:
+        acceptance_path = (base / entry.acceptance).resolve()
+        if not acceptance_path.is_dir():
+            raise ManifestError(f"{label}: acceptance tests directory {acceptance_path} does not exist")
+        if acceptance_path == repo or repo in acceptance_path.parents:
+            raise ManifestError(f"{label}: acceptance tests must live outside the repository (models would see them)")
+        acceptance = str(acceptance_path)
+
+    script = None
+    digest = ""
+    if entry.script:
+        script_path = (base / entry.script).resolve()
+        if not script_path.is_file():
+            raise ManifestError(f"{label}: script {script_path} does not exist")
+        script = str(script_path)
+        digest = hashlib.sha256(script_path.read_bytes()).hexdigest()
+    try:
+        return TaskSpec(
+            id=entry.id, repo=str(repo), ref=entry.ref, task=task_text,
+            acceptance=acceptance, script=script, script_sha256=digest,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise ManifestError(f"{label}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
+
+
+def _describe_location(raw: dict, loc: tuple) -> str:
+    if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+        entries = raw.get("tasks") or []
+        entry = entries[loc[1]] if loc[1] < len(entries) else None
+        name = entry.get("id") if isinstance(entry, dict) else None
+        rest = ".".join(str(p) for p in loc[2:])
+        label = f"task #{loc[1] + 1}" + (f" ({name!r})" if name else "")
+        return f"{label} field {rest!r}" if rest else label
+    return ".".join(str(p) for p in loc) or "top level"

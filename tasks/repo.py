@@ -1,0 +1,38 @@
+"""Repository side effects as tasks: prepare a throwaway workspace, apply a patch safely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from pydantic import BaseModel
+
+from quorum.manifest import TaskSpec
+from quorum.models import PatchResult
+from tasks.patching import apply_patch
+from tasks.workspace import Workspace, prepare_workspace, read_context
+
+
+class PreparedRepo(BaseModel):
+    workspace: Workspace
+    files: dict[str, str]
+
+
+@task(name="prepare-workspace", task_run_name="prepare · {spec.id} · {purpose}")
+def prepare_task(spec: TaskSpec, work_root: str, purpose: str = "context") -> PreparedRepo:
+    root = Path(work_root)
+    root.mkdir(parents=True, exist_ok=True)
+    workspace = prepare_workspace(Path(spec.repo), root, ref=spec.ref)
+    return PreparedRepo(workspace=workspace, files=read_context(Path(workspace.path)))
+
+
+@task(name="apply-patch", task_run_name="apply · {label}")
+def apply_patch_task(workspace: str, diff: str, label: str = "") -> PatchResult:
+    return apply_patch(Path(workspace), diff)
+
+
+@task(name="cleanup-workspaces", task_run_name="cleanup · {work_root}")
+def cleanup_task(work_root: str) -> None:
+    import shutil
+
+    shutil.rmtree(work_root, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""Full flow runs under a real (temporary) Prefect server with the scripted provider."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.batch import batch_pipeline
+from quorum.manifest import load_manifest
+from quorum.roster import load_roster
+from tasks.aggregate import Policy
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED = {
+    "textkit-slugify": ("resolved", 1),
+    "filestats-count-lines": ("resolved", 2),
+    "userdir-permission-cache": ("escalated", 1),
+}
+
+
+@pytest.fixture(scope="module")
+def demo_runs(prefect_harness, tmp_path_factory):
+    """The demo batch, run twice against one store: cold, then warm."""
+    store = tmp_path_factory.mktemp("store")
+    manifest = load_manifest(ROOT / "examples" / "demo.yaml")
+    roster = load_roster("scripted")
+    cold = batch_pipeline(manifest, roster, str(store), Policy(), max_parallel=3)
+    warm = batch_pipeline(manifest, roster, str(store), Policy(), max_parallel=3)
+    return store, cold, warm
+
+
+def test_demo_batch_reaches_the_three_outcomes(demo_runs):
+    _, cold, _ = demo_runs
+    outcomes = {r.task_id: (r.status.value, r.rounds) for r in cold.results}
+    assert outcomes == EXPECTED
+    assert cold.counts["resolved"] == 2 and cold.counts["escalated"] == 1
+    assert cold.resolved_rate == pytest.approx(2 / 3)
+
+
+def test_revision_was_forced_by_bandit_and_skipped_paid_reviews(demo_runs):
+    store, cold, _ = demo_runs
+    result = next(r for r in cold.results if r.task_id == "filestats-count-lines")
+    round1 = json.loads((store / "runs/demo/filestats-count-lines/1/decision.json").read_text())
+    assert round1["outcome"] == "revise"
+    assert any(f["rule"] == "B602" and f["source"] == "bandit" for f in round1["findings"])
+    assert not (store / "runs/demo/filestats-count-lines/1/reviews").exists()
+    assert result.cost.by_stage["review"].calls == 2  # round 2 only
+    bandit_raw = json.loads((store / "runs/demo/filestats-count-lines/1/verify/bandit.json").read_text())
+    assert any(r["test_id"] == "B602" for r in bandit_raw["results"])
+
+
+def test_escalation_names_the_disputed_finding(demo_runs):
+    _, cold, _ = demo_runs
+    result = next(r for r in cold.results if r.task_id == "userdir-permission-cache")
+    assert result.decision.outcome.value == "escalate"
+    assert result.decision.findings[0].source == "scripted/gpt-5-mini"
+    assert "disagree" in result.reason
+
+
+def test_every_artifact_is_written(demo_runs):
+    store, cold, _ = demo_runs
+    base = store / "runs/demo/textkit-slugify"
+    for name in ("1/plan.md", "1/plan.json", "1/patch.diff", "1/apply.json", "1/decision.json",
+                 "1/verify/semgrep.json", "1/verify/bandit.json", "1/verify/pytest.xml",
+                 "1/reviews/scripted_gpt-5-mini.json", "1/reviews/scripted_gemini-2.5-flash.json",
+                 "verify/acceptance.xml", "result.json"):  # fmt: skip
+        assert (base / name).is_file(), name
+    calls = sorted(p.name for p in (base / "1/calls").iterdir())
+    assert calls == [
+        "implement-scripted_deepseek-chat-attempt1.json",
+        "plan-scripted_claude-sonnet-4-5-attempt1.json",
+        "review-scripted_gemini-2.5-flash-attempt1.json",
+        "review-scripted_gpt-5-mini-attempt1.json",
+    ]
+    result = json.loads((base / "result.json").read_text())
+    assert result["status"] == "resolved" and result["policy_version"]
+    report = json.loads((store / "runs/demo/report.json").read_text())
+    assert [r["task_id"] for r in report["results"]] == list(EXPECTED)
+
+
+def test_cost_and_tokens_are_accounted_per_stage_task_and_batch(demo_runs):
+    _, cold, _ = demo_runs
+    assert cold.cost.simulated
+    for result in cold.results:
+        stages = result.cost.by_stage
+        assert stages["plan"].calls == 1 and stages["plan"].cost_usd > 0
+        assert result.cost.total.cost_usd == pytest.approx(sum(s.cost_usd for s in stages.values()))
+        assert result.cost.total.prompt_tokens > 0
+    assert cold.cost.total.cost_usd == pytest.approx(sum(r.cost.total.cost_usd for r in cold.results))
+    assert cold.cost_per_resolved_usd == pytest.approx(cold.cost.total.cost_usd / 2)
+    assert cold.fresh_llm_calls == cold.cost.total.calls == 4 + 5 + 4
+
+
+def test_second_run_makes_zero_llm_calls(demo_runs):
+    _, cold, warm = demo_runs
+    assert [(r.task_id, r.status) for r in warm.results] == [(r.task_id, r.status) for r in cold.results]
+    assert warm.fresh_llm_calls == 0
+    assert warm.cached_llm_calls == cold.fresh_llm_calls
+    assert warm.cost.total.cost_usd == pytest.approx(cold.cost.total.cost_usd)
+
+
+def _one_task_manifest(tmp_path: Path, script: dict, task_id: str = "broken") -> Path:
+    shutil.copytree(ROOT / "examples/textkit/repo", tmp_path / "repo")
+    (tmp_path / "script.yaml").write_text(yaml.safe_dump(script))
+    manifest = {"batch": "edge", "tasks": [{"id": task_id, "repo": "repo", "task": "Add slugify.", "script": "script.yaml"}]}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
+    return tmp_path / "m.yaml"
+
+
+def test_unusable_plan_ends_the_task_as_error_without_crashing_the_batch(prefect_harness, tmp_path):
+    path = _one_task_manifest(tmp_path, {"plan": "I refuse to answer in JSON"})
+    report = batch_pipeline(load_manifest(path), load_roster("scripted"), str(tmp_path / "store"), Policy())
+    (result,) = report.results
+    assert result.status.value == "error"
+    assert "no usable reply after 3 attempts" in result.reason
+    assert result.cost.by_stage["plan"].calls == 3  # the re-asks are paid for and counted
+    assert (tmp_path / "store/runs/edge/broken/result.json").is_file()
+
+
+def test_patch_that_never_applies_fails_with_gits_reason(prefect_harness, tmp_path):
+    bad = "```diff\n--- a/textkit/nope.py\n+++ b/textkit/nope.py\n@@ -1,2 +1,2 @@\n-old line\n+new line\n same\n```\n"
+    plan = {"summary": "s", "steps": [{"description": "d"}]}
+    path = _one_task_manifest(tmp_path, {"plan": plan, "implement": {1: bad, 2: bad}})
+    report = batch_pipeline(load_manifest(path), load_roster("scripted"), str(tmp_path / "store"), Policy(max_rounds=2))
+    (result,) = report.results
+    assert result.status.value == "failed"
+    assert result.rounds == 2
+    assert "patch not applied" in result.reason and "nope.py" in result.reason
+    assert "no rounds left" in result.reason
+    applied = json.loads((tmp_path / "store/runs/edge/broken/1/apply.json").read_text())
+    assert applied["applied"] is False

@@ -1,0 +1,93 @@
+"""Roster validation: independence, shipped rosters, unknown models, missing keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from quorum.llm import check_api_keys, check_roster_models
+from quorum.roster import Roster, RosterError, StageModel, load_roster
+
+
+def roster(implementer: str, *reviewers: str) -> dict:
+    return {"planner": {"model": "anthropic/claude-sonnet-4-5"}, "implementer": {"model": implementer},
+            "reviewers": [{"model": r} for r in reviewers]}  # fmt: skip
+
+
+def test_reviewer_sharing_provider_with_implementer_is_refused_naming_models(tmp_path):
+    path = tmp_path / "r.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(roster("openai/gpt-5-mini", "openai/gpt-5", "gemini/gemini-2.5-flash")))
+    with pytest.raises(RosterError) as err:
+        load_roster(path)
+    assert "openai/gpt-5" in str(err.value) and "openai/gpt-5-mini" in str(err.value)
+    assert "shares provider 'openai'" in str(err.value)
+
+
+def test_two_reviewers_sharing_a_provider_are_refused():
+    with pytest.raises(ValueError, match="reviewers gemini/gemini-2.5-flash and gemini/gemini-2.5-pro share provider 'gemini'"):
+        Roster.model_validate(roster("deepseek/deepseek-chat", "gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro"))
+
+
+def test_fewer_than_two_reviewers_refused():
+    with pytest.raises(ValueError):
+        Roster.model_validate(roster("deepseek/deepseek-chat", "gemini/gemini-2.5-flash"))
+
+
+def test_scripted_models_are_independent_by_the_provider_they_simulate():
+    scripted = load_roster("scripted")
+    assert scripted.simulated
+    assert scripted.implementer.provider == "deepseek"
+    assert [r.provider for r in scripted.reviewers] == ["openai", "gemini"]
+    with pytest.raises(ValueError, match="shares provider 'deepseek'"):
+        Roster.model_validate({
+            "planner": {"model": "scripted/p", "priced_as": "anthropic/claude-sonnet-4-5"},
+            "implementer": {"model": "scripted/i", "priced_as": "deepseek/deepseek-chat"},
+            "reviewers": [{"model": "scripted/r1", "priced_as": "deepseek/deepseek-chat"},
+                          {"model": "scripted/r2", "priced_as": "gemini/gemini-2.5-flash"}],
+        })  # fmt: skip
+
+
+def test_scripted_model_must_declare_priced_as():
+    with pytest.raises(ValueError, match="priced_as"):
+        StageModel(model="scripted/x")
+
+
+def test_model_string_needs_provider_prefix():
+    with pytest.raises(ValueError, match="provider prefix"):
+        StageModel(model="gpt-5-mini")
+
+
+def test_shipped_rosters_load_and_price():
+    for name in ("default", "scripted"):
+        loaded = load_roster(name)
+        check_roster_models(loaded)
+        assert len(loaded.reviewers) >= 2
+
+
+def test_unknown_model_string_is_refused_by_name():
+    bad = Roster.model_validate(roster("deepseek/deepseek-chat-nonexistent-9", "openai/gpt-5-mini", "gemini/gemini-2.5-flash"))
+    with pytest.raises(RosterError, match="deepseek/deepseek-chat-nonexistent-9"):
+        check_roster_models(bad)
+
+
+def test_unknown_shipped_roster_name_lists_choices():
+    with pytest.raises(RosterError, match="default, scripted"):
+        load_roster("nope")
+
+
+def test_missing_api_keys_are_named(monkeypatch):
+    for key in ("ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+    with pytest.raises(RosterError) as err:
+        check_api_keys(load_roster("default"))
+    message = str(err.value)
+    assert "ANTHROPIC_API_KEY" in message and "DEEPSEEK_API_KEY" in message and "GEMINI_API_KEY" in message
+    assert "OPENAI_API_KEY" not in message
+
+
+def test_scripted_roster_needs_no_keys(monkeypatch):
+    for key in ("ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    check_api_keys(load_roster("scripted"))

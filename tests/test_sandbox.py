@@ -1,0 +1,227 @@
+"""tasks.sandbox: process-group kill, limits, capped output, scrubbed environment, path helpers."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tasks.sandbox import (
+    CommandResult,
+    ResourceLimits,
+    in_patch,
+    is_secret_name,
+    normalize_relpath,
+    read_capped,
+    run_command,
+    scrubbed_env,
+    select_targets,
+)
+
+PY = sys.executable
+
+
+def py(code: str) -> list[str]:
+    return [PY, "-c", textwrap.dedent(code)]
+
+
+def process_gone(pid: int, wait_s: float = 10.0) -> bool:
+    """True once ``pid`` no longer runs (missing, or a zombie nobody reaped: PID 1 here may not reap)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+GRANDCHILD_HOLDS_STDOUT = """
+import subprocess, sys, time
+# The grandchild inherits stdout/stderr and would keep a pipe open for ten minutes.
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_timeout_kills_process_group_including_grandchild(tmp_path: Path) -> None:
+    res = run_command(py(GRANDCHILD_HOLDS_STDOUT), cwd=tmp_path, timeout_s=1.5)
+    assert res.timed_out is True
+    assert res.returncode == -signal.SIGKILL
+    assert res.signal_name == "SIGKILL"
+    grandchild = int(res.stdout.split()[0])
+    assert process_gone(grandchild), f"grandchild {grandchild} survived the timeout"
+    assert "timed out" in res.describe()
+
+
+def test_background_grandchild_is_killed_after_normal_exit(tmp_path: Path) -> None:
+    code = """
+    import subprocess, sys
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    print(child.pid, flush=True)
+    """
+    res = run_command(py(code), cwd=tmp_path, timeout_s=30)
+    assert res.timed_out is False
+    assert res.returncode == 0
+    assert process_gone(int(res.stdout.split()[0]))
+
+
+def test_output_cap_keeps_head_and_tail(tmp_path: Path) -> None:
+    code = """
+    import sys
+    sys.stdout.write("HEAD-" + "x" * 200_000 + "-TAIL")
+    sys.stderr.write("small")
+    """
+    res = run_command(py(code), cwd=tmp_path, timeout_s=30, output_cap_bytes=1000)
+    assert res.stdout_truncated is True
+    assert res.stdout.startswith("HEAD-")
+    assert res.stdout.endswith("-TAIL")
+    assert f"[... {200_010 - 1000} bytes truncated ...]" in res.stdout
+    assert len(res.stdout) < 1100
+    assert res.stdout_bytes == 200_010
+    assert res.stderr == "small" and res.stderr_truncated is False
+
+
+def test_read_capped_exact_fit_and_invalid_utf8(tmp_path: Path) -> None:
+    with open(tmp_path / "f", "w+b") as f:
+        f.write(b"ab\xffcd")
+        text, truncated, size = read_capped(f, 5)
+    assert (text, truncated, size) == ("ab\ufffdcd", False, 5)
+
+
+def test_env_is_scrubbed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_API_KEY", "sk-should-not-leak")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://example.invalid")
+    monkeypatch.setenv("HARMLESS_SETTING", "also-not-copied")
+    res = run_command(py("import json, os; print(json.dumps(dict(os.environ)))"), cwd=tmp_path, timeout_s=30)
+    assert res.returncode == 0, res.stderr
+    env = json.loads(res.stdout)
+    assert "FAKE_API_KEY" not in env
+    assert "sk-should-not-leak" not in res.stdout
+    assert "OPENAI_BASE_URL" not in env
+    assert "HARMLESS_SETTING" not in env  # allow-list, not deny-list
+    assert env["LANG"] == "C.UTF-8"
+    assert env["PYTHONHASHSEED"] == "0"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1"
+    assert env["HOME"] != os.environ.get("HOME")
+    assert not os.path.exists(env["HOME"])  # the throwaway HOME is removed afterwards
+
+
+def test_scrubbed_env_drops_secret_looking_extras() -> None:
+    env = scrubbed_env(
+        {
+            "GITHUB_TOKEN": "t", "AWS_REGION": "eu", "ANTHROPIC_BASE_URL": "u", "DB_PASSWORD": "p",
+            "GEMINI_MODEL": "g", "my_secret_thing": "s", "PYTHONPATH": "/src", "SEMGREP_SEND_METRICS": "off",
+        },
+        home="/nonexistent-home",
+    )
+    assert env["PYTHONPATH"] == "/src"
+    assert env["SEMGREP_SEND_METRICS"] == "off"
+    assert env["HOME"] == "/nonexistent-home"
+    for name in ("GITHUB_TOKEN", "AWS_REGION", "ANTHROPIC_BASE_URL", "DB_PASSWORD", "GEMINI_MODEL", "my_secret_thing"):
+        assert name not in env
+    assert set(env) == {
+        "PATH", "HOME", "LANG", "LC_ALL", "PYTHONDONTWRITEBYTECODE", "PYTHONHASHSEED", "PYTHONNOUSERSITE",
+        "PYTHONPATH", "SEMGREP_SEND_METRICS",
+    }
+    assert is_secret_name("openai_api_key") and not is_secret_name("PYTHONPATH")
+
+
+def test_resource_limits_are_applied_in_child(tmp_path: Path) -> None:
+    limits = ResourceLimits(cpu_s=77, address_space_bytes=3 << 30, file_size_bytes=5 << 20, nproc=123, core_bytes=0)
+    code = """
+    import json, resource as r
+    print(json.dumps({n: r.getrlimit(getattr(r, n)) for n in
+        ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_CORE")}))
+    """
+    res = run_command(py(code), cwd=tmp_path, timeout_s=30, limits=limits)
+    got = json.loads(res.stdout)
+    assert got["RLIMIT_CPU"] == [77, 77]
+    assert got["RLIMIT_AS"] == [3 << 30, 3 << 30]
+    assert got["RLIMIT_FSIZE"] == [5 << 20, 5 << 20]
+    assert got["RLIMIT_NPROC"] == [123, 123]
+    assert got["RLIMIT_CORE"] == [0, 0]
+
+
+def test_none_leaves_limit_inherited(tmp_path: Path) -> None:
+    inherited = list(resource.getrlimit(resource.RLIMIT_AS))
+    code = "import json, resource as r; print(json.dumps(r.getrlimit(r.RLIMIT_AS)))"
+    res = run_command(py(code), cwd=tmp_path, timeout_s=30, limits=ResourceLimits(address_space_bytes=None))
+    assert json.loads(res.stdout) == inherited
+
+
+def test_cpu_limit_stops_busy_loop(tmp_path: Path) -> None:
+    res = run_command(py("while True: pass"), cwd=tmp_path, timeout_s=60, limits=ResourceLimits(cpu_s=1))
+    assert res.timed_out is False
+    assert res.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+
+
+def test_memory_limit_bounded_allocation_fails(tmp_path: Path) -> None:
+    # Bounded: asks for 1 GiB once under a 512 MiB address-space limit.
+    code = "b = bytearray(1 << 30); print('allocated')"
+    res = run_command(py(code), cwd=tmp_path, timeout_s=60, limits=ResourceLimits(address_space_bytes=512 << 20))
+    assert res.returncode != 0
+    assert "MemoryError" in res.stderr
+    assert "allocated" not in res.stdout
+
+
+def test_file_size_limit(tmp_path: Path) -> None:
+    code = """
+    with open("big.bin", "wb") as f:
+        f.write(b"x" * (3 << 20))
+    """
+    res = run_command(py(code), cwd=tmp_path, timeout_s=60, limits=ResourceLimits(file_size_bytes=1 << 20))
+    assert res.returncode != 0  # Python ignores SIGXFSZ, so the write fails with EFBIG
+    assert (tmp_path / "big.bin").stat().st_size <= 1 << 20
+
+
+def test_exit_code_stderr_and_cwd(tmp_path: Path) -> None:
+    code = "import os, sys; print(os.getcwd()); sys.stderr.write('boom'); sys.exit(3)"
+    res = run_command(py(code), cwd=tmp_path, timeout_s=30)
+    assert res.returncode == 3 and not res.timed_out and not res.ok
+    assert res.stdout.strip() == str(tmp_path)
+    assert res.stderr == "boom"
+    assert res.describe().startswith("exit code 3")
+
+
+def test_missing_executable_is_reported_not_raised(tmp_path: Path) -> None:
+    res = run_command(["/nonexistent/definitely-not-here"], cwd=tmp_path, timeout_s=5)
+    assert isinstance(res, CommandResult)
+    assert res.returncode == 127
+    assert "FileNotFoundError" in res.spawn_error
+
+
+def test_select_targets(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "pkg").mkdir(parents=True)
+    (ws / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / "outside.py").write_text("y = 2\n")
+    (ws / "link.py").symlink_to(tmp_path / "outside.py")
+    existing, missing, outside = select_targets(
+        ws, ["./pkg/a.py", "pkg/a.py", "gone.py", "../outside.py", "/etc/passwd", "link.py", "pkg"]
+    )
+    assert existing == ["pkg/a.py"]
+    assert missing == ["gone.py"]
+    assert outside == ["../outside.py", "/etc/passwd", "link.py", "pkg"]
+
+
+def test_in_patch_and_normalize() -> None:
+    added = {"pkg/a.py": [3, 4]}
+    assert in_patch("./pkg/a.py", 3, added) is True
+    assert in_patch("pkg/a.py", 5, added) is False
+    assert in_patch("other.py", 3, added) is False
+    assert in_patch("other.py", 3, None) is True
+    assert normalize_relpath("././a/./b.py") == "a/b.py"

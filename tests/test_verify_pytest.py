@@ -1,0 +1,198 @@
+"""tasks.verify_pytest: throwaway-copy pytest runs (pass, fail, hang, none) and the JUnit parser."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from quorum.models import Severity, VerificationStatus
+from tasks.verify_pytest import parse_junit_xml, run_pytest
+
+
+def make_repo(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+CALC = "def add(a, b):\n    return a + b\n"
+
+
+def test_passing_repo_tests_in_a_scrubbed_throwaway_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_API_KEY", "sk-must-not-leak")
+    root = tmp_path / "repo"
+    repo = make_repo(
+        root,
+        {
+            "calc.py": CALC,
+            ".git/HEAD": "ref: refs/heads/main\n",
+            # The repo's addopts would break the run if they were honoured.
+            "pytest.ini": "[pytest]\naddopts = --definitely-not-a-pytest-flag\n",
+            "tests/test_calc.py": (
+                "import os\nfrom calc import add\n\n"
+                "def test_add():\n    assert add(2, 3) == 5\n\n"
+                "def test_sandboxed():\n"
+                "    assert 'FAKE_API_KEY' not in os.environ\n"
+                "    assert not os.path.exists('.git')\n"
+                f"    assert os.path.realpath(os.getcwd()) != {str(root)!r}\n"
+            ),
+        },
+    )
+    before = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
+    report = run_pytest(repo)
+    assert report.status == VerificationStatus.passed, report.summary
+    assert report.summary.startswith("pytest: 2 passed, 0 failed")
+    assert report.raw_name == "pytest.xml" and "<testsuite" in report.raw
+    assert report.findings == []
+    after = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
+    assert after == before  # nothing written into the workspace (.pytest_cache, __pycache__, junit)
+
+
+def test_failing_test_is_a_finding_with_location_and_copy_is_removed(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "calc.py": "def add(a, b):\n    return a - b\n",
+            "tests/test_calc.py": (
+                "import os\nfrom calc import add\n\n\n"
+                "def test_add():\n    assert add(2, 3) == 5, 'COPY=' + os.getcwd()\n\n"
+                "def test_ok():\n    assert True\n"
+            ),
+        },
+    )
+    report = run_pytest(repo)
+    assert report.status == VerificationStatus.failed
+    assert len(report.findings) == 1
+    finding = report.findings[0]
+    assert (finding.source, finding.rule, finding.severity) == ("pytest", "failure", Severity.high)
+    assert (finding.file, finding.line) == ("tests/test_calc.py", 5)  # 1-based line of `def test_add`
+    assert "assert -1 == 5" in finding.message
+    assert "1 passed, 1 failed" in report.summary
+    copy = re.search(r"COPY=(\S+)", finding.message).group(1)
+    assert copy != str(repo)
+    assert not os.path.exists(copy)  # the throwaway copy is gone
+
+
+def test_hanging_test_times_out(tmp_path: Path) -> None:
+    hang = "import time\n\ndef test_hang():\n    time.sleep(600)\n"
+    repo = make_repo(tmp_path / "repo", {"tests/test_hang.py": hang})
+    report = run_pytest(repo, timeout_s=3)
+    assert report.status == VerificationStatus.error
+    assert "timed out" in report.summary
+
+
+def test_no_tests_collected(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"calc.py": CALC})
+    report = run_pytest(repo)
+    assert report.status == VerificationStatus.passed
+    assert report.summary.startswith("no tests collected")
+
+
+def test_acceptance_tests_run_against_the_copy(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "repo",
+        {"calc.py": CALC, "tests/test_repo.py": "def test_repo_would_fail():\n    assert False\n"},
+    )
+    acceptance = make_repo(
+        tmp_path / "acc",
+        {"test_accept.py": "from calc import add\n\ndef test_add():\n    assert add(1, 1) == 2\n"},
+    )
+    report = run_pytest(repo, tool="acceptance", extra_tests=acceptance)
+    # Only the acceptance tests run (the repo's failing test is not collected).
+    assert report.status == VerificationStatus.passed, report.summary
+    assert report.tool == "acceptance" and report.raw_name == "acceptance.xml"
+    assert report.summary.startswith("acceptance: 1 passed")
+    assert not (repo / ".quorum_acceptance").exists()
+
+
+def test_acceptance_failure_and_empty_acceptance_dir(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"calc.py": "def add(a, b):\n    return 0\n"})
+    acceptance = make_repo(
+        tmp_path / "acc", {"test_accept.py": "from calc import add\n\ndef test_add():\n    assert add(1, 1) == 2\n"}
+    )
+    report = run_pytest(repo, tool="acceptance", extra_tests=acceptance)
+    assert report.status == VerificationStatus.failed
+    assert report.findings[0].source == "acceptance"
+    assert report.findings[0].file == ".quorum_acceptance/test_accept.py"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = run_pytest(repo, tool="acceptance", extra_tests=empty)
+    assert report.status == VerificationStatus.error
+    assert "no acceptance tests" in report.summary
+
+
+def test_collection_error_is_failed(tmp_path: Path) -> None:
+    broken = "import not_a_module_anywhere\n\ndef test_x():\n    pass\n"
+    repo = make_repo(tmp_path / "repo", {"tests/test_imp.py": broken})
+    report = run_pytest(repo)
+    assert report.status == VerificationStatus.failed
+    assert report.findings[0].rule == "error"
+    assert report.findings[0].file == "tests/test_imp.py"
+    assert "not_a_module_anywhere" in report.findings[0].message
+
+
+def test_early_exit_cannot_fake_a_pass(tmp_path: Path) -> None:
+    # A conftest that exits the interpreter with 0 before pytest writes its report.
+    repo = make_repo(
+        tmp_path / "repo",
+        {"conftest.py": "import os\nos._exit(0)\n", "tests/test_x.py": "def test_x():\n    assert False\n"},
+    )
+    report = run_pytest(repo)
+    assert report.status == VerificationStatus.error
+    assert "no JUnit XML" in report.summary
+
+
+def test_missing_acceptance_dir_is_error(tmp_path: Path) -> None:
+    report = run_pytest(tmp_path, tool="acceptance", extra_tests=tmp_path / "nope")
+    assert report.status == VerificationStatus.error
+
+
+# ---------- pure parser on captured pytest 9 JUnit XML (junit_family=xunit1) ----------
+
+CAPTURED = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest" \
+errors="1" failures="1" skipped="1" tests="4" time="0.084"><testcase classname=".quorum_acceptance.test_acc" \
+name="test_ok" file=".quorum_acceptance/test_acc.py" line="0" time="0.001" /><testcase \
+classname=".quorum_acceptance.test_acc" name="test_bad" file=".quorum_acceptance/test_acc.py" line="3" time="0.001">\
+<failure message="AssertionError: nope&#10;assert 1 == 2">def test_bad():
+&gt;       assert 1 == 2, "nope"
+E       AssertionError: nope
+
+.quorum_acceptance/test_acc.py:5: AssertionError</failure></testcase><testcase classname=".quorum_acceptance.test_acc" \
+name="test_err" file=".quorum_acceptance/test_acc.py" line="11" time="0.001"><error message="failed on setup with \
+&quot;RuntimeError: fixture fail&quot;">RuntimeError: fixture fail</error></testcase><testcase \
+classname=".quorum_acceptance.test_acc" name="test_skip" file=".quorum_acceptance/test_acc.py" line="14" \
+time="0.000"><skipped type="pytest.skip" message="unconditional skip">skip</skipped></testcase></testsuite>\
+</testsuites>"""
+
+
+def test_parse_captured_junit() -> None:
+    status, findings, summary = parse_junit_xml(CAPTURED, "acceptance")
+    assert status == VerificationStatus.failed
+    assert summary.startswith("acceptance: 1 passed, 1 failed, 1 errors, 1 skipped")
+    assert [(f.rule, f.line, f.source) for f in findings] == [("failure", 4, "acceptance"), ("error", 12, "acceptance")]
+    assert findings[0].message.startswith(".quorum_acceptance/test_acc.py::test_bad: AssertionError: nope")
+    assert all(f.severity == Severity.high and f.in_patch for f in findings)
+
+
+def test_parse_truncates_long_messages() -> None:
+    xml = (
+        '<testsuite><testcase classname="t" name="test_long" file="t.py" line="0">'
+        f'<failure message="boom">{"A" * 5000}END</failure></testcase></testsuite>'
+    )
+    status, findings, _ = parse_junit_xml(xml, "pytest")
+    assert status == VerificationStatus.failed
+    assert len(findings[0].message) < 2100
+    assert findings[0].message.startswith("t.py::test_long: boom")
+    assert findings[0].message.endswith("END")
+
+
+def test_parse_all_passed_and_garbage() -> None:
+    ok = '<testsuites><testsuite><testcase classname="t" name="test_a" file="t.py" line="0"/></testsuite></testsuites>'
+    assert parse_junit_xml(ok, "pytest")[0] == VerificationStatus.passed
+    assert parse_junit_xml("<testsuite>", "pytest")[0] == VerificationStatus.error
