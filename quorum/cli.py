@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "check-roster":
+        _configure_prefect(args)  # before anything imports prefect: its settings are read at import
     try:
         if args.command == "check-roster":
             return _check_roster(args.roster)
@@ -172,7 +174,6 @@ def _configure_prefect(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     manifest, roster, policy = _load_inputs(args)
     store_url = args.store if "://" in args.store else str(Path(args.store).resolve())
-    _configure_prefect(args)
 
     from quorum.display import BatchDisplay
 

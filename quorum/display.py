@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -21,7 +23,8 @@ STATUS_STYLE = {
 
 class BatchDisplay:
     def __init__(self, task_ids: list[str], *, simulated: bool, console: Console | None = None):
-        self.console = console or Console(stderr=False)
+        # Piped output (CI logs, `make demo | tee`) gets a wide fixed width instead of 80 columns.
+        self.console = console or (Console() if sys.stdout.isatty() else Console(width=130))
         self.simulated = simulated
         self.progress = Progress(
             SpinnerColumn(),
@@ -69,8 +72,11 @@ class BatchDisplay:
     def summary(self, report: BatchReport, *, wall_s: float) -> None:
         label = " (simulated)" if report.cost.simulated else ""
         table = Table(title=f"batch {report.batch_id}")
-        for column in ("task", "outcome", "rounds", f"cost{label}", "LLM calls (new/cached)"):
-            table.add_column(column)
+        table.add_column("task", no_wrap=True)
+        table.add_column("outcome", no_wrap=True)
+        table.add_column("rounds", justify="right", min_width=6)
+        table.add_column(f"cost{label}", justify="right", no_wrap=True)
+        table.add_column("calls new/cached", justify="right", no_wrap=True)
         for r in report.results:
             style = STATUS_STYLE.get(r.status.value, "white")
             fresh = r.cost.total.fresh_calls
