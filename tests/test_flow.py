@@ -133,3 +133,27 @@ def test_patch_that_never_applies_fails_with_gits_reason(prefect_harness, tmp_pa
     assert "no rounds left" in result.reason
     applied = json.loads((tmp_path / "store/runs/edge/broken/1/apply.json").read_text())
     assert applied["applied"] is False
+
+
+def test_batch_writes_its_artifacts_to_s3(prefect_harness, tmp_path, monkeypatch):
+    """The same pipeline with an s3:// store (boto3 against moto): result, plan and report land in the bucket."""
+    import boto3
+    from moto import mock_aws
+
+    from tasks.store_io import store_for
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    manifest = load_manifest(ROOT / "examples" / "demo.yaml")
+    one = manifest.model_copy(update={"tasks": manifest.tasks[:1], "batch": "s3demo"})
+    with mock_aws():
+        store_for.cache_clear()
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="quorum-test")
+        report = batch_pipeline(one, load_roster("scripted"), "s3://quorum-test/nightly", Policy())
+        keys = {o["Key"] for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="quorum-test")["Contents"]}
+        store_for.cache_clear()
+    assert report.results[0].status.value == "resolved"
+    for key in ("runs/s3demo/report.json", "runs/s3demo/textkit-slugify/result.json",
+                "runs/s3demo/textkit-slugify/1/plan.md", "runs/s3demo/textkit-slugify/1/patch.diff"):  # fmt: skip
+        assert f"nightly/{key}" in keys
