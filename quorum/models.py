@@ -130,6 +130,13 @@ class VerificationStatus(str, Enum):
     incomplete = "incomplete"
     error = "error"
 
+    @classmethod
+    def judge(cls, *, blocking: bool, incomplete: bool) -> VerificationStatus:
+        """A scan's verdict: blocking findings first, then an incomplete scan; never clean by default."""
+        if blocking:
+            return cls.failed
+        return cls.incomplete if incomplete else cls.passed
+
 
 class VerificationReport(BaseModel):
     tool: str

@@ -111,12 +111,7 @@ def parse_bandit_json(
             else:
                 parts.append(f"- {str(err)[:200]}")
 
-    if blocking:
-        status = VerificationStatus.failed
-    elif errors:
-        status = VerificationStatus.incomplete
-    else:
-        status = VerificationStatus.passed
+    status = VerificationStatus.judge(blocking=bool(blocking), incomplete=bool(errors))
     return status, findings, "\n".join(parts)
 
 

@@ -168,12 +168,7 @@ def parse_semgrep_json(
     if not_scanned:
         parts.append(f"not scanned by semgrep: {', '.join(not_scanned[:20])}")
 
-    if blocking:
-        status = VerificationStatus.failed
-    elif errors or not_scanned:
-        status = VerificationStatus.incomplete
-    else:
-        status = VerificationStatus.passed
+    status = VerificationStatus.judge(blocking=bool(blocking), incomplete=bool(errors or not_scanned))
     return status, findings, "\n".join(parts)
 
 
