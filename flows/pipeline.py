@@ -23,7 +23,7 @@ from tasks.aggregate import AggregationInput, Policy, aggregate_task
 from tasks.implement import implement_task
 from tasks.plan import plan_task, render_plan_markdown
 from tasks.prompting import stable_text
-from tasks.repo import apply_patch_task, cleanup_task, prepare_task
+from tasks.repo import apply_patch_task, cleanup_task, prepare_task, read_context_task
 from tasks.review import render_tool_report, review_task
 from tasks.store_io import publish_markdown_task, save_artifacts_task
 from tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
@@ -86,13 +86,13 @@ def _run_rounds(
 ) -> TaskResult:
     started = time.time()
     progress.report(spec.id, "prepare")
-    context = prepare_task(spec, work_root, purpose="context")
+    files = read_context_task(prepare_task(spec, work_root, purpose="context").path, label=spec.id)
     ledger.timed("prepare", started)
 
     started = time.time()
     progress.report(spec.id, "plan", roster.planner.model)
     with tags(f"provider:{roster.planner.provider}", "stage:plan"):
-        planned = plan_task(spec, roster.planner, context.files)
+        planned = plan_task(spec, roster.planner, files)
     ledger.calls.extend(planned.calls)
     ledger.timed("plan", started)
     first = round_prefix(batch_id, spec.id, 1)
@@ -122,14 +122,14 @@ def _run_rounds(
         progress.report(spec.id, "implement", f"round {round_no}")
         with tags(f"provider:{roster.implementer.provider}", "stage:implement"):
             implemented = implement_task(
-                spec, roster.implementer, context.files, planned.plan, round_no, feedback, findings
+                spec, roster.implementer, files, planned.plan, round_no, feedback, findings
             )
         ledger.calls.extend(implemented.calls)
         ledger.timed("implement", started)
 
         started = time.time()
         label = f"{spec.id} · round {round_no}"
-        workspace = prepare_task(spec, work_root, purpose=f"round {round_no}").workspace
+        workspace = prepare_task(spec, work_root, purpose=f"round {round_no}")
         patch = apply_patch_task(workspace.path, implemented.diff, label=label)
         ledger.timed("apply", started)
 
@@ -156,7 +156,7 @@ def _run_rounds(
                 with tags(f"provider:{reviewer.provider}", "stage:review"):
                     futures.append(
                         review_task.submit(
-                            spec, reviewer, context.files, planned.plan, implemented.diff, tool_report, round_no
+                            spec, reviewer, files, planned.plan, implemented.diff, tool_report, round_no
                         )
                     )
             reviews = [future.result() for future in futures]

@@ -1,11 +1,10 @@
-"""Repository side effects as tasks: prepare a throwaway workspace, apply a patch safely."""
+"""Repository side effects as tasks: prepare a throwaway workspace, read it, apply a patch safely."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from prefect import task
-from pydantic import BaseModel
 
 from quorum.manifest import TaskSpec
 from quorum.models import PatchResult
@@ -13,17 +12,17 @@ from tasks.patching import apply_patch
 from tasks.workspace import Workspace, prepare_workspace, read_context
 
 
-class PreparedRepo(BaseModel):
-    workspace: Workspace
-    files: dict[str, str]
-
-
 @task(name="prepare-workspace", task_run_name="prepare · {spec.id} · {purpose}")
-def prepare_task(spec: TaskSpec, work_root: str, purpose: str = "context") -> PreparedRepo:
+def prepare_task(spec: TaskSpec, work_root: str, purpose: str = "context") -> Workspace:
     root = Path(work_root)
     root.mkdir(parents=True, exist_ok=True)
-    workspace = prepare_workspace(Path(spec.repo), root, ref=spec.ref)
-    return PreparedRepo(workspace=workspace, files=read_context(Path(workspace.path)))
+    return prepare_workspace(Path(spec.repo), root, ref=spec.ref)
+
+
+@task(name="read-context", task_run_name="read context · {label}")
+def read_context_task(workspace: str, label: str = "") -> dict[str, str]:
+    """The repository text the models see (content, so LLM caching holds across runs)."""
+    return read_context(Path(workspace))
 
 
 @task(name="apply-patch", task_run_name="apply · {label}")
