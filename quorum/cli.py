@@ -136,11 +136,7 @@ def _load_inputs(args: argparse.Namespace):
 
 
 def _single_manifest(args: argparse.Namespace):
-    import tempfile
-
-    import yaml
-
-    from quorum.manifest import load_manifest
+    from quorum.manifest import parse_manifest
 
     entry = {"id": args.id, "repo": str(Path(args.repo).resolve())}
     if args.task:
@@ -151,10 +147,9 @@ def _single_manifest(args: argparse.Namespace):
         value = getattr(args, key)
         if value:
             entry[key] = value if key == "ref" else str(Path(value).resolve())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "manifest.yaml"
-        path.write_text(yaml.safe_dump({"batch": args.batch_id, "tasks": [entry]}))
-        return load_manifest(path)
+    return parse_manifest(
+        {"batch": args.batch_id, "tasks": [entry]}, base=Path.cwd(), label="quorum run", source="command line"
+    )
 
 
 def _configure_prefect(args: argparse.Namespace) -> None:

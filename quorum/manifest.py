@@ -72,27 +72,33 @@ def load_manifest(path: str | Path) -> Manifest:
         raw = yaml.safe_load(manifest_path.read_text())
     except yaml.YAMLError as exc:
         raise ManifestError(f"manifest {manifest_path} is not valid YAML: {exc}") from exc
+    return parse_manifest(
+        raw, base=manifest_path.resolve().parent, label=f"manifest {manifest_path}", source=str(manifest_path.resolve())
+    )
+
+
+def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manifest:
+    """Validate manifest data; relative paths resolve against `base`, errors start with `label`."""
     if not isinstance(raw, dict):
-        raise ManifestError(f"manifest {manifest_path} must be a mapping with a 'tasks' list")
+        raise ManifestError(f"{label} must be a mapping with a 'tasks' list")
     try:
         parsed = _Manifest.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = _describe_location(raw, err["loc"])
-        raise ManifestError(f"manifest {manifest_path}: {where}: {err['msg']}") from exc
+        raise ManifestError(f"{label}: {where}: {err['msg']}") from exc
     if not TASK_ID_PATTERN.match(parsed.batch):
-        raise ManifestError(f"manifest {manifest_path}: batch name {parsed.batch!r} must be letters, digits, '.', '_' or '-'")
+        raise ManifestError(f"{label}: batch name {parsed.batch!r} must be letters, digits, '.', '_' or '-'")
 
-    base = manifest_path.resolve().parent
     seen: set[str] = set()
     specs = []
     for entry in parsed.tasks:
-        label = f"manifest {manifest_path}: task {entry.id!r}"
+        entry_label = f"{label}: task {entry.id!r}"
         if entry.id in seen:
-            raise ManifestError(f"{label}: duplicate task id")
+            raise ManifestError(f"{entry_label}: duplicate task id")
         seen.add(entry.id)
-        specs.append(_resolve_entry(entry, base, label))
-    return Manifest(batch=parsed.batch, roster=parsed.roster, source=str(manifest_path.resolve()), tasks=specs)
+        specs.append(_resolve_entry(entry, base, entry_label))
+    return Manifest(batch=parsed.batch, roster=parsed.roster, source=source, tasks=specs)
 
 
 def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
