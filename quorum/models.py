@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -147,6 +147,22 @@ class VerificationReport(BaseModel):
     duration_s: float = 0.0
     raw: str = Field(default="", description="The tool's machine-readable output (JSON or JUnit XML).", repr=False)
     raw_name: str = Field(default="", description="Artifact file name for raw, e.g. 'bandit.json'.")
+    reason: str = Field(
+        default="",
+        description=(
+            "Why this verdict, machine-readable: 'failed' (tests failed), 'findings' (scanner), 'timeout', "
+            "'resource_limit' (see limit_hit), 'inconsistent_report' (JUnit XML, exit code and summary "
+            "disagree), 'no_report', 'crashed', 'scan_errors', 'unparseable_files', 'not_scanned', "
+            "'sandbox_error', 'tool_error'; '' when passed."
+        ),
+    )
+    limit_hit: str = Field(default="", description="For reason 'resource_limit': 'cpu', 'memory', 'processes' or 'file_size'.")
+    network_isolated: bool | None = Field(
+        default=None, description="Runs of untrusted code: True when it had no network; None for scanners."
+    )
+    sandbox: dict[str, Any] = Field(default_factory=dict, description="How untrusted code was confined (tasks.sandbox.Isolation).")
+    log: str = Field(default="", repr=False, description="The run's output (stdout, stderr), head and tail kept past a cap.")
+    log_name: str = Field(default="", description="Artifact file name for log, e.g. 'pytest.log'.")
 
     @property
     def blocking(self) -> bool:

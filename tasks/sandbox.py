@@ -1,40 +1,70 @@
-"""Run an untrusted command: own session, resource limits, hard timeout, capped output, scrubbed env.
+"""Run an untrusted command: privilege drop, namespaces, resource limits, hard timeout, capped output.
 
-What this gives today:
+Every command gets (``run_command``):
 
-* the child starts in its own session and process group (``start_new_session=True``); when the
-  command ends, times out or the caller is interrupted, the whole group gets SIGKILL, so
-  grandchildren die too (a process that calls ``setsid()`` itself escapes; cgroups fix that);
-* resource limits applied in the child before ``exec`` (CPU time, address space, file size,
-  process count, no core dumps), each one optional (``None`` = leave the inherited limit);
-* stdout and stderr go to unlinked temporary files, not pipes, so a grandchild that keeps the
-  descriptors open cannot make us hang; output is capped keeping the head and the tail;
+* its own session and process group; when the command ends, times out or the caller is
+  interrupted, the whole group gets SIGKILL;
+* resource limits (CPU time, address space, file size, process count, no core dumps), each one
+  optional (``None`` = leave the inherited limit);
+* stdout and stderr in unlinked temporary files, not pipes, so a grandchild that keeps the
+  descriptors open cannot make us hang; output is capped keeping the head and the tail; the
+  files cannot outgrow the file-size limit, which applies to every writer;
 * an environment built from an allow-list (``scrubbed_env``), never a copy of ours.
 
-What it does not give yet (issue 5): privilege drop and a network namespace. Both belong in
-``_child_setup`` (which runs in the child between fork and exec), driven by new fields on
-``ResourceLimits`` / a policy object. Note that ``RLIMIT_NPROC`` does not bind root, so until the
-privilege drop lands a fork bomb run as root is only stopped by the timeout.
+Confined commands (``confine=Confinement(...)``, used for pytest and acceptance tests) also get,
+when we run as root, the launcher in ``tasks/sandbox_launch.py`` (a fresh single-threaded
+process, so nothing privileged runs in a ``preexec_fn`` of a threaded parent):
 
-``preexec_fn`` is documented as unsafe when the parent has threads (Prefect runs tasks in
-threads); to keep the risk minimal the child-side function only calls ``setrlimit`` with values
-computed in the parent (no imports, no locks, no logging).
+* an unprivileged uid/gid of their own: one *slot* from a pool of uids reserved for the sandbox
+  (``QUORUM_SANDBOX_UID_BASE``, default 2000000000, ``QUORUM_SANDBOX_SLOTS`` slots), held with
+  an ``flock`` for the run, so parallel runs never share a uid and ``RLIMIT_NPROC`` (which does
+  not bind root) bounds each run on its own; no supplementary groups, ``PR_SET_NO_NEW_PRIVS``;
+* a PID namespace in which the command is PID 1: when it exits or is killed at the deadline, the
+  kernel kills everything else in the namespace at once, including grandchildren that called
+  ``setsid()``, before any of them can notice (so nothing can rewrite a report afterwards);
+  afterwards every process of the slot uid is killed as well (``kill(-1)`` as that uid, which is
+  how leftovers are handled where no PID namespace is allowed) and counted in
+  ``Isolation.leftover_processes``;
+* a network namespace with only loopback: no network (``Isolation.network_isolated``);
+* a mount namespace in which the whole tree is read-only, ``/tmp``, ``/var/tmp`` and ``/dev/shm``
+  are fresh tmpfs that vanish with the run, directories the uid could not traverse (``/root``)
+  are empty except for the ``expose`` directories (the interpreter), and only the ``writable``
+  directories (the throwaway workspace, its HOME, TMPDIR and report directory) can be written.
+
+What the kernel refuses (namespaces in an unprivileged container) is reported in ``Isolation``
+and the command still runs with what is left; the privilege drop itself is never skipped as
+root. When we are not root there is no privilege drop and no namespace: ``Isolation`` says so.
+
+Not covered: the command can read world-readable files (without network it can only put them in
+its own output); there is no cgroup, so memory is bounded per process (``RLIMIT_AS``) times the
+process limit, not in total; ``RLIMIT_NPROC`` counts threads too; and code running inside the
+sandboxed process can of course lie about its own results (see ``tasks.verify_pytest``).
+Unconfined commands (``confine=None``: semgrep, bandit, which read untrusted files but run
+trusted code) keep the process-group kill: a grandchild that calls ``setsid()`` escapes it.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
+import json
 import os
 import resource
+import select
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks import sandbox_launch
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -89,6 +119,74 @@ class ResourceLimits(BaseModel):
 DEFAULT_LIMITS = ResourceLimits()
 
 
+LAUNCHER = Path(sandbox_launch.__file__).resolve()
+LAUNCHER_GRACE_S = 15.0  # the launcher enforces the deadline; we step in only if it is stuck
+STATUS_READ_S = 5.0
+DEFAULT_UID_BASE = 2_000_000_000
+DEFAULT_SLOTS = 16
+PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox slot could be taken (all busy, or the lock directory is unusable)."""
+
+
+class SandboxSlot(BaseModel):
+    """One uid/gid reserved for one confined run (held with an flock while the run lasts)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int
+    uid: int
+    gid: int
+
+
+class Confinement(BaseModel):
+    """What a confined command may touch. ``slot=None`` (not root) runs it unconfined, and says so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slot: SandboxSlot | None
+    writable: list[str] = Field(default_factory=list, description="Directories the command may write.")
+    expose: list[str] = Field(default_factory=list, description="Directories it must be able to read (interpreter).")
+    network: bool = False
+    private_tmp: tuple[str, ...] = PRIVATE_TMP
+
+
+class Isolation(BaseModel):
+    """How a confined command was actually isolated (what the OS allowed)."""
+
+    privilege_drop: bool = False
+    uid: int | None = None
+    gid: int | None = None
+    network_isolated: bool = False
+    pid_namespace: bool = False
+    mount_namespace: bool = False
+    readonly_root: bool = False
+    private_tmp: list[str] = Field(default_factory=list)
+    hidden: list[str] = Field(default_factory=list, description="Directories replaced by an empty tmpfs.")
+    leftover_processes: int = Field(default=0, description="Processes of the sandbox uid found after the run (killed).")
+    notes: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line for summaries; says plainly what is missing."""
+        if not self.privilege_drop:
+            parts = ["no privilege drop"]
+        else:
+            parts = [f"uid {self.uid}"]
+            spaces = [n for n, on in (("pid", self.pid_namespace), ("net", self.network_isolated),
+                                      ("mount", self.mount_namespace)) if on]
+            if spaces:
+                parts.append(f"{'/'.join(spaces)} namespaces")
+            if self.readonly_root:
+                parts.append("read-only filesystem outside the workspace")
+        parts.append("network isolated" if self.network_isolated else "NETWORK NOT ISOLATED")
+        text = "sandbox: " + ", ".join(parts)
+        if self.notes:
+            text += " (" + "; ".join(self.notes[:3]) + ")"
+        return text
+
+
 class CommandResult(BaseModel):
     argv: list[str]
     returncode: int = -1
@@ -101,6 +199,9 @@ class CommandResult(BaseModel):
     stdout_bytes: int = 0
     stderr_bytes: int = 0
     spawn_error: str = ""
+    cpu_s: float | None = Field(default=None, description="CPU time of the command and the children it waited for.")
+    maxrss_kb: int | None = None
+    isolation: Isolation | None = Field(default=None, description="Set for confined commands.")
 
     @property
     def ok(self) -> bool:
@@ -230,12 +331,15 @@ def run_command(
     env: dict[str, str] | None = None,
     output_cap_bytes: int = 1_000_000,
     limits: ResourceLimits | None = None,
+    confine: Confinement | None = None,
 ) -> CommandResult:
     """Run ``argv`` in ``cwd`` under the sandbox rules above; never raises for the child's behaviour.
 
     ``env=None`` means ``scrubbed_env()`` with a fresh, throwaway HOME (never our environment).
     ``limits=None`` means ``DEFAULT_LIMITS``. Whatever is left of the process group when the
-    command ends (background grandchildren) is killed too.
+    command ends (background grandchildren) is killed too. With ``confine`` (and as root) the
+    command runs through the launcher: see the module docstring; ``result.isolation`` says what
+    was achieved.
     """
     argv = [str(a) for a in argv]
     limits = limits or DEFAULT_LIMITS
@@ -246,48 +350,281 @@ def run_command(
     started = time.monotonic()
     try:
         with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=str(cwd),
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_f,
-                    stderr=err_f,
-                    start_new_session=True,
-                    close_fds=True,
-                    preexec_fn=_child_setup(limits.rlimits()),
-                )
-            except (OSError, subprocess.SubprocessError) as exc:
-                return CommandResult(
-                    argv=argv, returncode=127, spawn_error=f"{type(exc).__name__}: {exc}",
-                    duration_s=time.monotonic() - started,
-                )
-            timed_out = False
-            try:
-                timed_out = not _wait_unreaped(proc.pid, started + timeout_s)
-            finally:
-                # The leader is not reaped yet, so its pid (= pgid) cannot have been reused.
-                _kill_group(proc.pid)
-                proc.wait()
-            duration = time.monotonic() - started
+            if confine is not None and confine.slot is not None and os.geteuid() == 0:
+                result = _run_confined(argv, cwd, timeout_s, env, limits, confine, out_f, err_f, started)
+            else:
+                result = _run_plain(argv, cwd, timeout_s, env, limits, out_f, err_f, started)
+                if confine is not None:
+                    why = "not running as root" if os.geteuid() != 0 else "no sandbox slot"
+                    result.isolation = Isolation(
+                        notes=[f"{why}: no privilege drop, no namespaces, network not blocked"]
+                    )
             stdout, out_trunc, out_n = read_capped(out_f, output_cap_bytes)
             stderr, err_trunc, err_n = read_capped(err_f, output_cap_bytes)
-            return CommandResult(
-                argv=argv,
-                returncode=proc.returncode,
-                timed_out=timed_out,
-                stdout=stdout,
-                stderr=stderr,
-                duration_s=round(duration, 3),
-                stdout_truncated=out_trunc,
-                stderr_truncated=err_trunc,
-                stdout_bytes=out_n,
-                stderr_bytes=err_n,
+            return result.model_copy(
+                update=dict(
+                    stdout=stdout, stderr=stderr, stdout_truncated=out_trunc, stderr_truncated=err_trunc,
+                    stdout_bytes=out_n, stderr_bytes=err_n,
+                )
             )
     finally:
         if home_dir is not None:
             shutil.rmtree(home_dir, ignore_errors=True)
+
+
+def _run_plain(argv, cwd, timeout_s, env, limits, out_f, err_f, started) -> CommandResult:
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out_f,
+            stderr=err_f,
+            start_new_session=True,
+            close_fds=True,
+            preexec_fn=_child_setup(limits.rlimits()),
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return CommandResult(
+            argv=argv, returncode=127, spawn_error=f"{type(exc).__name__}: {exc}",
+            duration_s=time.monotonic() - started,
+        )
+    timed_out = False
+    try:
+        timed_out = not _wait_unreaped(proc.pid, started + timeout_s)
+    finally:
+        # The leader is not reaped yet, so its pid (= pgid) cannot have been reused.
+        _kill_group(proc.pid)
+        try:
+            _, wstatus, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(wstatus)
+        except ChildProcessError:  # reaped elsewhere: no status, no usage
+            usage = None
+            proc.wait()
+    return CommandResult(
+        argv=argv,
+        returncode=proc.returncode,
+        timed_out=timed_out,
+        duration_s=round(time.monotonic() - started, 3),
+        cpu_s=round(usage.ru_utime + usage.ru_stime, 3) if usage else None,
+        maxrss_kb=usage.ru_maxrss if usage else None,
+    )
+
+
+def _run_confined(argv, cwd, timeout_s, env, limits, confine: Confinement, out_f, err_f, started) -> CommandResult:
+    slot = confine.slot
+    assert slot is not None
+    read_fd, write_fd = os.pipe()
+    config = {
+        "argv": argv,
+        "cwd": str(Path(cwd).resolve()),
+        "uid": slot.uid,
+        "gid": slot.gid,
+        "rlimits": [[res, soft, hard] for res, (soft, hard) in limits.rlimits()],
+        "network": confine.network,
+        "writable": [str(Path(p).resolve()) for p in confine.writable],
+        "expose": [str(Path(p).resolve()) for p in confine.expose],
+        "private_tmp": list(confine.private_tmp),
+        "deadline_s": timeout_s,
+        "status_fd": write_fd,
+        "parent_pid": os.getpid(),
+    }
+    try:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(LAUNCHER), json.dumps(config)],
+                cwd=str(cwd),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out_f,
+                stderr=err_f,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(write_fd,),
+            )
+        finally:
+            os.close(write_fd)
+    except (OSError, subprocess.SubprocessError) as exc:
+        os.close(read_fd)
+        return CommandResult(
+            argv=argv, returncode=127, spawn_error=f"sandbox launcher: {type(exc).__name__}: {exc}",
+            duration_s=time.monotonic() - started,
+        )
+    stuck = False
+    try:
+        stuck = not _wait_unreaped(proc.pid, started + timeout_s + LAUNCHER_GRACE_S)
+    finally:
+        _kill_group(proc.pid)
+        proc.wait()
+        events = _read_status(read_fd)
+    duration = round(time.monotonic() - started, 3)
+
+    isolation = Isolation(uid=slot.uid, gid=slot.gid)
+    result = CommandResult(argv=argv, duration_s=duration, timed_out=stuck, isolation=isolation)
+    exit_event = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "setup":
+            isolation.privilege_drop = True
+            isolation.pid_namespace = bool(event.get("pid"))
+            isolation.network_isolated = bool(event.get("net"))
+            isolation.mount_namespace = bool(event.get("mount"))
+            isolation.readonly_root = bool(event.get("readonly_root"))
+            isolation.private_tmp = list(event.get("private_tmp") or [])
+            isolation.hidden = list(event.get("hidden") or [])
+            isolation.notes.extend(event.get("notes") or [])
+        elif kind == "note":
+            isolation.notes.append(str(event.get("note")))
+        elif kind == "timeout":
+            result.timed_out = True
+        elif kind == "exit":
+            exit_event = event
+        elif kind == "done" and event.get("outlived"):
+            isolation.notes.append(f"{event['outlived']} process(es) outlived the command and were killed")
+        elif kind in ("fatal", "exec_error"):
+            result.spawn_error = str(event.get("error"))
+            isolation.notes.extend(event.get("notes") or [])
+    if exit_event is not None:
+        result.returncode = os.waitstatus_to_exitcode(int(exit_event["wstatus"]))
+        result.cpu_s = exit_event.get("cpu_s")
+        result.maxrss_kb = exit_event.get("maxrss_kb")
+    elif result.spawn_error:
+        result.returncode = 127
+    elif result.timed_out:
+        result.returncode = -signal.SIGKILL
+    else:
+        result.returncode = proc.returncode if proc.returncode else -signal.SIGKILL
+        isolation.notes.append(f"the launcher ended without reporting the command's exit ({proc.returncode})")
+    if stuck:
+        isolation.notes.append("the launcher did not finish in time; its process group was killed")
+    isolation.leftover_processes = len(sandbox_launch.processes_of(slot.uid))
+    if isolation.leftover_processes:
+        _kill_uid(slot)
+    return result
+
+
+def _read_status(fd: int) -> list[dict]:
+    """Status events from the launcher (JSON lines), read until EOF or a short deadline."""
+    data = b""
+    deadline = time.monotonic() + STATUS_READ_S
+    try:
+        os.set_blocking(fd, False)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                break
+            data += chunk
+            if len(data) > 1_000_000:
+                break
+    finally:
+        os.close(fd)
+    events = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def _kill_uid(slot: SandboxSlot) -> None:
+    subprocess.run(
+        [sys.executable, "-I", "-S", str(LAUNCHER), "--kill-uid", str(slot.uid), str(slot.gid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False,
+    )
+
+
+# --- Sandbox slots ------------------------------------------------------------------------------
+
+
+def _uid_pool() -> tuple[int, int]:
+    base = int(os.environ.get("QUORUM_SANDBOX_UID_BASE", DEFAULT_UID_BASE))
+    slots = int(os.environ.get("QUORUM_SANDBOX_SLOTS", DEFAULT_SLOTS))
+    if not (1000 <= base and base + slots < 2**32 - 2 and slots >= 1):
+        raise SandboxUnavailable(f"bad sandbox uid pool: base {base}, {slots} slots")
+    return base, slots
+
+
+def _lock_dir() -> Path:
+    """A root-only directory for the slot locks (refused if anyone else could plant files in it)."""
+    for parent in ("/run", tempfile.gettempdir()):
+        path = Path(parent) / "quorum-sandbox"
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022:
+            return path
+    raise SandboxUnavailable("no usable lock directory for sandbox slots (/run/quorum-sandbox)")
+
+
+@contextlib.contextmanager
+def sandbox_slot(wait_s: float = 300.0) -> Iterator[SandboxSlot | None]:
+    """Reserve a sandbox uid for one run; ``None`` when we are not root (no privilege drop possible).
+
+    Slots are shared by every quorum process on the machine through ``flock``; a slot whose
+    holder died is free again (the kernel drops the lock), and the launcher kills anything the
+    previous holder left behind before using it.
+    """
+    if os.geteuid() != 0:
+        yield None
+        return
+    base, slots = _uid_pool()
+    directory = _lock_dir()
+    deadline = time.monotonic() + wait_s
+    while True:
+        for index in range(slots):
+            fd = os.open(directory / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                yield SandboxSlot(index=index, uid=base + index, gid=base + index)
+            finally:
+                os.close(fd)
+            return
+        if time.monotonic() > deadline:
+            raise SandboxUnavailable(f"all {slots} sandbox slots stayed busy for {wait_s:g}s")
+        time.sleep(0.1)
+
+
+def chown_tree(root: Path, uid: int, gid: int) -> None:
+    """Give ``root`` and everything below it to uid/gid, never following symlinks."""
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for directory, dirs, files in os.walk(root, followlinks=False):
+        for name in dirs + files:
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
+
+
+def interpreter_dirs(python: str) -> list[str]:
+    """Directories a sandboxed ``python`` must be able to read: its prefixes and site-packages.
+
+    Deliberately not the rest of ``sys.path`` (our own project directory may hold secrets).
+    """
+    real = os.path.realpath(python)
+    if real == os.path.realpath(sys.executable):
+        candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+        candidates += [p for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages"))]
+    else:
+        candidates = [os.path.dirname(os.path.dirname(os.path.abspath(python))), os.path.dirname(os.path.dirname(real))]
+    found = {os.path.realpath(c) for c in candidates if c and os.path.isdir(c)} - {"/"}
+    ordered = sorted(found, key=lambda p: (p.count("/"), p))
+    return [p for p in ordered if not any(p != q and p.startswith(q + "/") for q in ordered)]
 
 
 def tail_text(text: str, limit: int) -> str:

@@ -5,14 +5,19 @@
 Verdicts:
   * ``failed``     a finding on a line the patch added passes both thresholds
                    (severity >= ``min_severity`` and confidence >= ``min_confidence``);
-  * ``incomplete`` bandit skipped files (syntax errors and the like: the JSON ``errors`` array);
+  * ``incomplete`` bandit skipped files (syntax errors and the like: the JSON ``errors`` array,
+                   named in the summary), refused paths, or bandit timed out;
   * ``error``      bandit could not run or its output is not JSON;
   * ``passed``     otherwise.
 
 Findings below ``min_confidence`` are left out of ``findings`` (bandit's low-confidence results
 are mostly noise) and only counted in the summary; they stay in ``raw``. Findings below
 ``min_severity`` are kept with their (low) severity. ``--ignore-nosec`` is passed so generated
-code cannot silence bandit with ``# nosec``.
+code cannot silence bandit with ``# nosec``. Both thresholds are parameters of ``run_bandit``
+(default medium/medium).
+
+``reason`` on the report: ``findings``, ``unparseable_files`` (every skipped file was a syntax
+error), ``scan_errors``, ``not_scanned``, ``timeout`` or ``tool_error`` ('' when passed).
 """
 
 from __future__ import annotations
@@ -130,10 +135,14 @@ def run_bandit(
     _level(min_severity)  # fail fast on a typo
     _level(min_confidence)
 
-    def report(status: VerificationStatus, summary: str, **kw) -> VerificationReport:
+    def report(status: VerificationStatus, summary: str, reason: str = "", **kw) -> VerificationReport:
+        if not reason and status != VerificationStatus.passed:
+            reason = {VerificationStatus.failed: "findings", VerificationStatus.error: "tool_error"}.get(
+                status, "not_scanned"
+            )
         return VerificationReport(
             tool=TOOL, status=status, summary=summary, duration_s=round(time.monotonic() - started, 3),
-            tool_version=bandit_version(), raw_name=RAW_NAME, **kw,
+            tool_version=bandit_version(), raw_name=RAW_NAME, reason=reason, **kw,
         )
 
     if not files:
@@ -161,6 +170,7 @@ def run_bandit(
         return report(
             VerificationStatus.incomplete,
             "\n".join([f"bandit timed out after {timeout_s:g}s; the scan is incomplete", *notes]),
+            reason="timeout",
         )
     status, findings, summary = parse_bandit_json(
         res.stdout, added_lines, min_severity=min_severity, min_confidence=min_confidence
@@ -174,4 +184,20 @@ def run_bandit(
         )
     if outside and status == VerificationStatus.passed:
         status = VerificationStatus.incomplete
-    return report(status, "\n".join([summary, *notes]), findings=findings, raw=res.stdout)
+    return report(
+        status, "\n".join([summary, *notes]), reason=_incomplete_reason(status, res.stdout), findings=findings,
+        raw=res.stdout,
+    )
+
+
+def _incomplete_reason(status: VerificationStatus, text: str) -> str:
+    if status != VerificationStatus.incomplete:
+        return ""
+    try:
+        errors = json.loads(text).get("errors") or []
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        return "scan_errors"
+    if not errors:
+        return "not_scanned"
+    syntax = all(isinstance(e, dict) and "syntax error" in str(e.get("reason", "")).lower() for e in errors)
+    return "unparseable_files" if syntax else "scan_errors"

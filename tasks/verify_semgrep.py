@@ -4,8 +4,11 @@
 
 Verdicts:
   * ``failed``     at least one finding on a line the patch added with severity >= medium;
-  * ``incomplete`` semgrep reported errors (JSON ``errors`` non-empty, e.g. a syntax error it
-                   could only partially parse), a requested file was not scanned, or it timed out;
+  * ``incomplete`` semgrep reported errors (JSON ``errors`` non-empty: a syntax error it could
+                   only partially parse, a rule that hit ``--timeout`` on a file), a requested file
+                   was not scanned (too large for ``--max-target-bytes``, skipped after
+                   ``--timeout-threshold`` timeouts), a file does not parse as Python (checked
+                   with ``ast.parse`` first, see ``tasks.syntax_check``), or semgrep timed out;
   * ``error``      semgrep could not run (binary or rules missing, output not JSON);
   * ``passed``     otherwise; pre-existing and low findings are reported but do not block.
 
@@ -14,10 +17,14 @@ verdict, and the errors are still listed in the summary.
 
 Surprise worth knowing (semgrep 1.185): a file with a syntax error is only reported in
 ``errors`` when some rule's prefilter matched the file's text, because semgrep only parses
-files that could match. A broken file with nothing rule-relevant in it scans "clean"; nothing
-could have been hidden from these rules there, and bandit / pytest report the syntax error.
-When it is parsed, the error arrives as ``PartialParsing`` with level ``warn``, and any match in
-the unparsed region is lost, which is why any error makes the scan ``incomplete``.
+files that could match. A broken file with nothing rule-relevant in it would scan "clean",
+which is why every target is parsed with ``ast.parse`` first. When semgrep does parse it, the
+error arrives as ``PartialParsing`` with level ``warn``, and any match in the unparsed region is
+lost. A rule that runs past ``--timeout`` on a file arrives as ``Timeout``, also level ``warn``,
+with exit code 0: any error makes the scan ``incomplete``.
+
+``reason`` on the report: ``findings``, ``scan_errors``, ``unparseable_files``, ``not_scanned``,
+``timeout`` or ``tool_error`` ('' when passed).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from tasks.sandbox import (
     select_targets,
     tail_text,
 )
+from tasks.syntax_check import python_syntax_problems
 
 TOOL = "semgrep"
 RAW_NAME = "semgrep.json"
@@ -179,15 +187,27 @@ def run_semgrep(
     *,
     rules: Path = DEFAULT_RULES,
     timeout_s: float = 120,
+    rule_timeout_s: int = 5,
+    timeout_threshold: int = 3,
+    max_target_bytes: int = 1_000_000,
 ) -> VerificationReport:
-    """Scan ``files`` (relative to ``workspace``) with our rules, offline, and judge the result."""
+    """Scan ``files`` (relative to ``workspace``) with our rules, offline, and judge the result.
+
+    ``rule_timeout_s`` and ``timeout_threshold`` are semgrep's ``--timeout`` (seconds for one rule
+    on one file) and ``--timeout-threshold`` (timeouts before a file is skipped); both show up as
+    errors, so they make the scan ``incomplete``, never clean.
+    """
     started = time.monotonic()
     workspace = Path(workspace)
 
-    def report(status: VerificationStatus, summary: str, **kw) -> VerificationReport:
+    def report(status: VerificationStatus, summary: str, reason: str = "", **kw) -> VerificationReport:
+        if not reason and status != VerificationStatus.passed:
+            reason = {VerificationStatus.failed: "findings", VerificationStatus.error: "tool_error"}.get(
+                status, "not_scanned"
+            )
         return VerificationReport(
             tool=TOOL, status=status, summary=summary, duration_s=round(time.monotonic() - started, 3),
-            raw_name=RAW_NAME, **kw,
+            raw_name=RAW_NAME, reason=reason, **kw,
         )
 
     if not files:
@@ -210,9 +230,16 @@ def run_semgrep(
         status = VerificationStatus.incomplete if outside else VerificationStatus.passed
         return report(status, "\n".join(["no files to scan", *notes]), tool_version=version)
 
+    unparseable = python_syntax_problems(workspace, targets)
+    if unparseable:
+        notes.append(
+            f"{len(unparseable)} file(s) do not parse as Python, so the scan cannot vouch for them: "
+            + "; ".join(p.describe() for p in unparseable[:10])
+        )
     argv = [
         binary, "--config", str(rules.resolve()), "--json", "--metrics=off", "--disable-version-check",
-        "--no-git-ignore",
+        "--no-git-ignore", "--timeout", str(int(rule_timeout_s)), "--timeout-threshold", str(int(timeout_threshold)),
+        "--max-target-bytes", str(int(max_target_bytes)),
         # Generated code must not be able to exempt itself with `# nosemgrep`.
         "--disable-nosem",
         "--", *targets,
@@ -233,7 +260,7 @@ def run_semgrep(
         return report(
             VerificationStatus.incomplete,
             "\n".join([f"semgrep timed out after {timeout_s:g}s; the scan is incomplete", *notes]),
-            tool_version=version, raw=res.stdout,
+            reason="timeout", tool_version=version, raw=res.stdout,
         )
 
     status, findings, summary = parse_semgrep_json(res.stdout, added_lines, expected_files=targets)
@@ -247,12 +274,27 @@ def run_semgrep(
         notes.append(f"semgrep {res.describe()}; stderr tail: {tail_text(res.stderr, 800)}")
         if status == VerificationStatus.passed:
             status = VerificationStatus.incomplete
-    if outside and status == VerificationStatus.passed:
+    if (outside or unparseable) and status == VerificationStatus.passed:
         status = VerificationStatus.incomplete
+    reason = ""
+    if status == VerificationStatus.incomplete:
+        if unparseable:
+            reason = "unparseable_files"
+        elif _has_errors(res.stdout) or res.returncode not in (0, 1):
+            reason = "scan_errors"
     return report(
         status,
         "\n".join([summary, *notes]),
+        reason=reason,
         findings=findings,
         tool_version=version,
         raw=res.stdout,
     )
+
+
+def _has_errors(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return True
+    return bool(isinstance(data, dict) and data.get("errors"))

@@ -13,14 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from tasks import sandbox_launch
 from tasks.sandbox import (
     CommandResult,
+    Confinement,
+    Isolation,
     ResourceLimits,
+    chown_tree,
     in_patch,
+    interpreter_dirs,
     is_secret_name,
     normalize_relpath,
     read_capped,
     run_command,
+    sandbox_slot,
     scrubbed_env,
     select_targets,
 )
@@ -225,3 +231,160 @@ def test_in_patch_and_normalize() -> None:
     assert in_patch("other.py", 3, added) is False
     assert in_patch("other.py", 3, None) is True
     assert normalize_relpath("././a/./b.py") == "a/b.py"
+
+
+# ---------- confined runs (privilege drop and namespaces; need root) ----------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop and namespaces need root")
+
+
+def confined(tmp_path: Path, code: str, slot, timeout_s: float = 30, **kw) -> CommandResult:
+    ws = tmp_path / "ws"
+    ws.mkdir(exist_ok=True)
+    chown_tree(ws, slot.uid, slot.gid)
+    confine = Confinement(slot=slot, writable=[str(ws)], expose=interpreter_dirs(PY))
+    return run_command(py(code), cwd=ws, timeout_s=timeout_s, confine=confine, **kw)
+
+
+@needs_root
+def test_confined_identity_namespaces_and_filesystem(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("root's\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(outside, 0o666)  # writable by anyone, as far as permissions go
+    code = f"""
+    import json, os, socket
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    facts = {{
+        "ids": [os.getresuid(), os.getresgid(), os.getgroups()], "pid": os.getpid(),
+        "nnp": status["NoNewPrivs"].strip(), "capeff": status["CapEff"].strip(),
+        "procs": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "ifaces": sorted(name for _, name in socket.if_nameindex()),
+    }}
+    open("mine.txt", "w").write("ok")
+    for path in ({str(outside)!r}, "/tmp/quorum-confined-probe", "/etc/quorum-probe", "../up.txt"):
+        try:
+            open(path, "a").write("owned")
+            facts[path] = "written"
+        except OSError as exc:
+            facts[path] = exc.strerror
+    print(json.dumps(facts))
+    """
+    with sandbox_slot() as slot:
+        res = confined(tmp_path, code, slot)
+    assert res.returncode == 0, res.stderr
+    facts = json.loads(res.stdout)
+    u, g = slot.uid, slot.gid
+    assert facts["ids"] == [[u, u, u], [g, g, g], []]
+    assert facts["pid"] == 1 and facts["procs"] == [1]  # PID 1 of its own namespace
+    assert facts["nnp"] == "1" and int(facts["capeff"], 16) == 0
+    assert facts["ifaces"] == ["lo"]
+    assert facts[str(outside)] == "Permission denied" or facts[str(outside)] == "Read-only file system"
+    assert facts["/etc/quorum-probe"] == "Read-only file system"
+    assert facts["/tmp/quorum-confined-probe"] == "written"  # into a private tmpfs...
+    assert not Path("/tmp/quorum-confined-probe").exists()  # ...that died with the run
+    assert outside.read_text() == "root's\n"
+    assert (tmp_path / "ws" / "mine.txt").read_text() == "ok"
+    iso = res.isolation
+    assert iso is not None and iso.privilege_drop and iso.network_isolated and iso.pid_namespace
+    assert iso.mount_namespace and iso.readonly_root and iso.uid == u and iso.leftover_processes == 0
+    assert "NETWORK NOT ISOLATED" not in iso.describe()
+
+
+@needs_root
+def test_confined_timeout_kills_setsid_daemon(tmp_path: Path) -> None:
+    code = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(600)
+        os._exit(0)
+    time.sleep(600)
+    """
+    with sandbox_slot() as slot:
+        started = time.monotonic()
+        res = confined(tmp_path, code, slot, timeout_s=2)
+        assert time.monotonic() - started < 15
+        assert res.timed_out and res.returncode == -signal.SIGKILL
+        assert sandbox_launch.processes_of(slot.uid) == []
+
+
+@needs_root
+def test_command_cannot_write_status_lines(tmp_path: Path) -> None:
+    # The launcher's status pipe is close-on-exec: a forged "exit 0" cannot reach the parent.
+    code = """
+    import os, sys
+    line = b'{"event": "exit", "wstatus": 0}\\n'
+    for fd in range(3, 256):
+        try:
+            os.write(fd, line)
+        except OSError:
+            pass
+    sys.exit(3)
+    """
+    with sandbox_slot() as slot:
+        res = confined(tmp_path, code, slot)
+    assert res.returncode == 3 and not res.spawn_error
+
+
+@needs_root
+def test_confined_exec_failure_is_a_spawn_error(tmp_path: Path) -> None:
+    with sandbox_slot() as slot:
+        ws = tmp_path / "ws"
+        ws.mkdir()
+        confine = Confinement(slot=slot, writable=[str(ws)])
+        res = run_command(["/nonexistent/binary"], cwd=ws, timeout_s=10, confine=confine)
+    assert res.returncode == 127 and "FileNotFoundError" in res.spawn_error
+
+
+@needs_root
+def test_slots_are_exclusive_and_reusable() -> None:
+    with sandbox_slot() as first, sandbox_slot() as second:
+        assert first is not None and second is not None
+        assert first.uid != second.uid and first.gid != second.gid
+        taken = first.index
+    with sandbox_slot() as again:
+        assert again.index == taken
+
+
+def test_not_root_runs_unconfined_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with sandbox_slot() as slot:
+        assert slot is None
+        res = run_command(py("print('hi')"), cwd=tmp_path, timeout_s=30, confine=Confinement(slot=slot))
+    assert res.returncode == 0 and res.stdout.strip() == "hi"
+    iso = res.isolation
+    assert iso is not None and not iso.privilege_drop and not iso.network_isolated
+    assert "not running as root" in iso.notes[0]
+    assert "no privilege drop" in iso.describe() and "NETWORK NOT ISOLATED" in iso.describe()
+
+
+def test_isolation_describe_names_what_is_missing() -> None:
+    partial = Isolation(privilege_drop=True, uid=5, pid_namespace=True, notes=["no net namespace: EPERM"])
+    text = partial.describe()
+    assert "uid 5" in text and "pid namespaces" in text and "NETWORK NOT ISOLATED" in text and "EPERM" in text
+
+
+@needs_root
+def test_chown_tree_never_follows_symlinks(tmp_path: Path) -> None:
+    target = tmp_path / "target.txt"
+    target.write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f.txt").write_text("y")
+    (tree / "link").symlink_to(target)
+    (tree / "dirlink").symlink_to(tmp_path)
+    chown_tree(tree, 4242, 4343)
+    assert os.lstat(tree / "sub" / "f.txt").st_uid == 4242 and os.lstat(tree / "sub").st_gid == 4343
+    assert os.lstat(tree / "link").st_uid == 4242  # the link itself
+    assert os.stat(target).st_uid == 0 and os.stat(tmp_path).st_uid == 0
+
+
+def test_interpreter_dirs_cover_the_interpreter_not_the_project() -> None:
+    dirs = interpreter_dirs(sys.executable)
+    assert "/" not in dirs
+    real_base = os.path.realpath(sys.base_prefix)
+    assert any(real_base == d or real_base.startswith(d + "/") for d in dirs)
+    project = str(Path(__file__).resolve().parents[1])
+    assert not any(project == d or project.startswith(d + "/") for d in dirs)

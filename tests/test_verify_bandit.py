@@ -56,7 +56,7 @@ def test_syntax_error_file_is_incomplete_and_named(tmp_path: Path) -> None:
     (tmp_path / "ok.py").write_text("x = 1\n")
     (tmp_path / "broken.py").write_text("def f(:\n    pass\n")
     report = run_bandit(tmp_path, ["ok.py", "broken.py", "deleted.py"], {"broken.py": [1, 2], "ok.py": [1]})
-    assert report.status == VerificationStatus.incomplete
+    assert (report.status, report.reason) == (VerificationStatus.incomplete, "unparseable_files")
     assert "broken.py" in report.summary
     assert "deleted.py" in report.summary  # skipped as deleted, said so
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from quorum.models import Severity, VerificationStatus
-from tasks.verify_pytest import parse_junit_xml, run_pytest
+from tasks.sandbox import CommandResult
+from tasks.verify_pytest import judge_run, parse_junit_xml, read_report_file, run_pytest, terminal_counts
 
 
 def make_repo(root: Path, files: dict[str, str]) -> Path:
@@ -49,6 +50,11 @@ def test_passing_repo_tests_in_a_scrubbed_throwaway_copy(tmp_path: Path, monkeyp
     assert report.summary.startswith("pytest: 2 passed, 0 failed")
     assert report.raw_name == "pytest.xml" and "<testsuite" in report.raw
     assert report.findings == []
+    assert report.log_name == "pytest.log" and "2 passed" in report.log
+    if os.geteuid() == 0:
+        assert report.network_isolated is True
+        assert report.sandbox["privilege_drop"] and report.sandbox["pid_namespace"]
+        assert report.sandbox["uid"] >= 1000
     after = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*"))
     assert after == before  # nothing written into the workspace (.pytest_cache, __pycache__, junit)
 
@@ -82,7 +88,7 @@ def test_hanging_test_times_out(tmp_path: Path) -> None:
     hang = "import time\n\ndef test_hang():\n    time.sleep(600)\n"
     repo = make_repo(tmp_path / "repo", {"tests/test_hang.py": hang})
     report = run_pytest(repo, timeout_s=3)
-    assert report.status == VerificationStatus.error
+    assert (report.status, report.reason) == (VerificationStatus.error, "timeout")
     assert "timed out" in report.summary
 
 
@@ -144,7 +150,7 @@ def test_early_exit_cannot_fake_a_pass(tmp_path: Path) -> None:
         {"conftest.py": "import os\nos._exit(0)\n", "tests/test_x.py": "def test_x():\n    assert False\n"},
     )
     report = run_pytest(repo)
-    assert report.status == VerificationStatus.error
+    assert (report.status, report.reason) == (VerificationStatus.error, "no_report")
     assert "no JUnit XML" in report.summary
 
 
@@ -196,3 +202,100 @@ def test_parse_all_passed_and_garbage() -> None:
     ok = '<testsuites><testsuite><testcase classname="t" name="test_a" file="t.py" line="0"/></testsuite></testsuites>'
     assert parse_junit_xml(ok, "pytest")[0] == VerificationStatus.passed
     assert parse_junit_xml("<testsuite>", "pytest")[0] == VerificationStatus.error
+
+
+def test_without_root_the_report_says_it_is_not_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    repo = make_repo(tmp_path / "repo", {"tests/test_ok.py": "def test_ok():\n    pass\n"})
+    report = run_pytest(repo)
+    assert report.status == VerificationStatus.passed
+    assert report.network_isolated is False and report.sandbox["privilege_drop"] is False
+    assert "NETWORK NOT ISOLATED" in report.summary and "no privilege drop" in report.summary
+
+
+# ---------- the verdict rules, on synthetic runs (pure) ----------
+
+NONCE = "quorum-0123456789abcdef"
+
+
+def xml(*cases: str, suite: str = NONCE) -> str:
+    return f'<testsuites><testsuite name="{suite}">{"".join(cases)}</testsuite></testsuites>'
+
+
+PASS_CASE = '<testcase classname="t" name="test_ok" file="t.py" line="0"/>'
+FAIL_CASE = (
+    '<testcase classname="t" name="test_bad" file="t.py" line="3"><failure message="boom">x</failure></testcase>'
+)
+
+
+def judge(rc: int, xml_text: str, output: str, **kw):
+    res = CommandResult(argv=["pytest"], returncode=rc, **{k: v for k, v in kw.items() if k in ("timed_out", "cpu_s")})
+    return judge_run(
+        res, xml_text, kw.get("xml_problem", ""), output, tool="pytest", acceptance=kw.get("acceptance", False),
+        nonce=NONCE, cpu_limit_s=kw.get("cpu_limit_s", 60), timeout_s=5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rc", "xml_text", "output", "kw", "expected"),
+    [
+        (0, xml(PASS_CASE), "1 passed in 0.01s", {}, ("passed", "", "")),
+        (1, xml(PASS_CASE, FAIL_CASE), "1 failed, 1 passed in 0.1s", {}, ("failed", "failed", "")),
+        (0, xml(FAIL_CASE), "1 passed in 0.1s", {}, ("incomplete", "inconsistent_report", "")),
+        (1, xml(PASS_CASE), "1 failed in 0.1s", {}, ("incomplete", "inconsistent_report", "")),
+        (0, xml(PASS_CASE), "", {}, ("incomplete", "inconsistent_report", "")),
+        (0, xml(PASS_CASE, suite="pytest"), "1 passed in 0.1s", {}, ("incomplete", "inconsistent_report", "")),
+        (1, xml(FAIL_CASE, FAIL_CASE), "1 failed in 0.1s", {}, ("incomplete", "inconsistent_report", "")),
+        (5, xml(PASS_CASE), "no tests ran in 0.01s", {}, ("incomplete", "inconsistent_report", "")),
+        (5, xml(), "no tests ran in 0.01s", {}, ("passed", "", "")),
+        (5, xml(), "no tests ran in 0.01s", {"acceptance": True}, ("error", "no_tests", "")),
+        (-9, "", "", {"timed_out": True}, ("error", "timeout", "")),
+        (-9, "", "", {"cpu_s": 59.5}, ("error", "resource_limit", "cpu")),
+        (-24, "", "", {}, ("error", "resource_limit", "cpu")),  # SIGXCPU
+        (-9, "", "", {"cpu_s": 0.5}, ("error", "crashed", "")),
+        (1, xml(FAIL_CASE.replace("boom", "MemoryError")), "1 failed in 1s", {}, ("error", "resource_limit", "memory")),
+        (1, xml(FAIL_CASE), "BlockingIOError: [Errno 11] Resource temporarily unavailable\n1 failed in 1s", {},
+         ("error", "resource_limit", "processes")),
+        (1, xml(FAIL_CASE), "OSError: [Errno 27] File too large\n1 failed in 1s", {},
+         ("error", "resource_limit", "file_size")),
+        (0, "", "1 passed in 0.01s", {"xml_problem": "the JUnit XML is not a plain file"}, ("error", "no_report", "")),
+        (0, "", "1 passed in 0.01s", {}, ("error", "no_report", "")),
+        (4, "", "ERROR: usage", {}, ("error", "no_report", "")),
+        (3, xml(PASS_CASE), "INTERNALERROR", {}, ("error", "crashed", "")),
+    ],
+    ids=[
+        "passed", "failed", "exit0-with-failure", "exit1-without-failure", "no-summary-line", "foreign-suite-name",
+        "count-mismatch", "exit5-with-cases", "no-tests", "no-acceptance-tests", "timeout", "cpu-sigkill",
+        "cpu-sigxcpu", "sigkill-not-cpu", "memory", "processes", "file-size", "unsafe-xml", "no-xml",
+        "usage-error", "internal-error",
+    ],
+)  # fmt: skip
+def test_judge_run(rc, xml_text, output, kw, expected) -> None:
+    judged = judge(rc, xml_text, output, **kw)
+    assert (judged.status.value, judged.reason, judged.limit_hit) == expected, judged.summary
+
+
+def test_terminal_counts() -> None:
+    out = "F.\n=== FAILURES ===\n...\n3 failed, 2 passed, 1 skipped, 1 xfailed, 1 xpassed, 3 errors in 0.09s\n"
+    assert terminal_counts(out) == {"failed": 3, "passed": 2, "skipped": 1, "xfailed": 1, "xpassed": 1, "errors": 3}
+    assert terminal_counts("== 1 passed, 1 warning in 0.01s ==") == {"passed": 1, "warnings": 1}
+    assert terminal_counts("1 error in 0.35s") == {"errors": 1}
+    assert terminal_counts("no tests ran in 0.01s") == {}
+    assert terminal_counts("nothing like a summary") is None
+
+
+def test_read_report_file_refuses_links_and_strangers(tmp_path: Path) -> None:
+    good = tmp_path / "good.xml"
+    good.write_text("<testsuite/>")
+    assert read_report_file(good, 1000, os.getuid()) == ("<testsuite/>", "")
+    assert read_report_file(tmp_path / "missing.xml", 1000, None) == ("", "")
+    link = tmp_path / "link.xml"
+    link.symlink_to("/etc/passwd")
+    text, problem = read_report_file(link, 1000, None)
+    assert text == "" and "safely" in problem
+    hard = tmp_path / "hard.xml"
+    os.link(good, hard)
+    assert "not a plain file" in read_report_file(hard, 1000, None)[1]
+    os.unlink(hard)
+    assert "owned by uid" in read_report_file(good, 1000, os.getuid() + 1)[1]
+    assert "over the" in read_report_file(good, 5, None)[1]

@@ -287,3 +287,47 @@ def test_rule_id_strip() -> None:
     assert rule_id("home.x.quorum.tasks.rules.semgrep.quorum.python.eval-exec") == "quorum.python.eval-exec"
     assert rule_id("quorum.python.eval-exec") == "quorum.python.eval-exec"
     assert rule_id("other.rule") == "other.rule"
+
+
+@needs_semgrep
+def test_broken_file_semgrep_never_parses_is_incomplete_and_named(tmp_path: Path) -> None:
+    # Nothing here matches any rule's prefilter, so semgrep skips parsing it and reports no error:
+    # the ast.parse pre-check is what keeps this from passing as clean.
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text("def f(:\n    return 1\n")
+    report = run_semgrep(tmp_path, ["ok.py", "broken.py"], {"broken.py": [1, 2], "ok.py": [1]})
+    assert json.loads(report.raw)["errors"] == []  # semgrep itself says nothing
+    assert (report.status, report.reason) == (VerificationStatus.incomplete, "unparseable_files")
+    assert "broken.py:1" in report.summary and "ok.py:" not in report.summary
+
+
+PATHOLOGICAL_RULE = """
+rules:
+  - id: quorum.test.pathological
+    languages: [python]
+    severity: WARNING
+    message: pathological
+    pattern: |
+      $A = f(...)
+      ...
+      $B = f(...)
+      ...
+      $C = f(...)
+      ...
+      $D = $F($A, $B, $C, 0)
+"""
+
+
+@needs_semgrep
+def test_rule_timeout_makes_the_scan_incomplete(tmp_path: Path) -> None:
+    rules = tmp_path / "slow.yml"
+    rules.write_text(PATHOLOGICAL_RULE)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    body = "\n".join(f"    x{i} = f(x{i - 1}, {i})" for i in range(1, 4000))
+    (ws / "slow.py").write_text(f"def g(x0):\n{body}\n    return x0\n")
+    report = run_semgrep(ws, ["slow.py"], None, rules=rules, rule_timeout_s=1, timeout_threshold=1)
+    errors = json.loads(report.raw)["errors"]
+    assert [e["type"] for e in errors] == ["Timeout"]
+    assert (report.status, report.reason) == (VerificationStatus.incomplete, "scan_errors")
+    assert "Timeout" in report.summary and "slow.py" in report.summary
