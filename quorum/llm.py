@@ -1,41 +1,109 @@
-"""Every LLM call goes through here: litellm, per-provider concurrency, cost and audit records.
+"""Every LLM call goes through here: litellm, retries, fallbacks, provider limits, cost and audit records.
 
 litellm is imported lazily and once per process: it takes seconds to import and would try to
 download its price table without LITELLM_LOCAL_MODEL_COST_MAP.
+
+One `complete()` call:
+1. tries the stage's model, then each of its fallbacks (only after transient failures);
+2. for each model, retries transient errors (429, 5xx, timeouts, connection errors) with
+   exponential backoff and jitter, never sooner than the provider's Retry-After, within an overall
+   deadline; permanent errors (auth, context length, content filter, bad request) fail at once,
+   even when the provider sends them as a plain 400;
+3. holds one of the provider's slots (and its rate-limit tokens) for each request, never while
+   backing off;
+4. returns the reply with an `LLMCall` record of tokens, cost, retries, errors and fallback use.
+Every error text leaving this module is redacted: API keys never reach logs, records or exceptions.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
+import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from quorum.call_policy import (
+    ErrorKind,
+    RetryPolicy,
+    backoff_delay,
+    classify_error,
+    redact,
+    retry_after_s,
+    secret_values,
+    short,
+)
 from quorum.models import LLMCall
+from quorum.provider_limits import concurrency_limit_name, provider_slot
 from quorum.roster import SCRIPTED_PROVIDER, Roster, RosterError, StageModel
+
+__all__ = [
+    "DEFAULT_RETRY_POLICY",
+    "LLMCallError",
+    "LLMError",
+    "LLMOutputError",
+    "RetryPolicy",
+    "StructuredOutputError",
+    "ask_structured",
+    "check_api_keys",
+    "check_roster_models",
+    "complete",
+    "concurrency_limit_name",
+    "get_litellm",
+    "is_transient_error",
+    "retry_on_infra_error",
+]
 
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STRUCTURED_ATTEMPTS = 3
+DEFAULT_RETRY_POLICY = RetryPolicy(attempt_timeout_s=DEFAULT_TIMEOUT_S)
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
+CHARS_PER_TOKEN = 4
+LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
 _litellm_lock = threading.Lock()
 _litellm: Any = None
+_jitter = random.Random()
 
 
-class LLMOutputError(RuntimeError):
+class LLMError(RuntimeError):
+    """Base of the errors a model call raises; `calls` are the records of requests made (paid or not)."""
+
+    calls: list[LLMCall]
+
+    def __init__(self, message: str, calls: list[LLMCall] | None = None):
+        super().__init__(message)
+        self.calls = list(calls or [])
+
+
+class LLMOutputError(LLMError):
     """A reply that cannot be used: truncated, filtered, or not the structure asked for."""
 
+    @property
+    def call(self) -> LLMCall | None:
+        return self.calls[-1] if self.calls else None
 
-class StructuredOutputError(RuntimeError):
+
+class StructuredOutputError(LLMError):
     """Still no usable reply after the bounded number of re-asks; carries the calls that were paid for."""
 
-    def __init__(self, message: str, calls: list[LLMCall]):
-        super().__init__(message)
-        self.calls = calls
+
+class LLMCallError(LLMError):
+    """No reply: a permanent error, or transient errors until retries, deadline and fallbacks ran out."""
+
+    def __init__(self, message: str, kind: ErrorKind, model: str, calls: list[LLMCall] | None = None):
+        super().__init__(message, calls)
+        self.kind = kind
+        self.model = model
+
+    @property
+    def transient(self) -> bool:
+        return self.kind.transient
 
 
 def get_litellm() -> Any:
@@ -53,6 +121,11 @@ def get_litellm() -> Any:
                 litellm.suppress_debug_info = True
                 litellm.telemetry = False
                 litellm.drop_params = True
+                litellm.set_verbose = False
+                # litellm's debug logging prints request details; keep it off unless asked for explicitly.
+                if not os.environ.get("QUORUM_LITELLM_DEBUG"):
+                    for name in LITELLM_LOGGERS:
+                        logging.getLogger(name).setLevel(logging.WARNING)
                 providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != SCRIPTED_PROVIDER]
                 litellm.custom_provider_map = [
                     *providers,
@@ -79,11 +152,15 @@ def check_roster_models(roster: Roster) -> None:
 
 
 def check_api_keys(roster: Roster) -> None:
-    """Name every missing API key for the roster's real providers, before any call is made."""
+    """Name every missing API key for the roster's real models (fallbacks included), before any call is made."""
     litellm = get_litellm()
     missing: dict[str, list[str]] = {}
     for stage_model in roster.all_models():
         if stage_model.is_scripted:
+            continue
+        if stage_model.api_key_env:
+            if not os.environ.get(stage_model.api_key_env):
+                missing[stage_model.model] = [stage_model.api_key_env]
             continue
         env = litellm.validate_environment(stage_model.model)
         if not env.get("keys_in_environment", False):
@@ -93,27 +170,141 @@ def check_api_keys(roster: Roster) -> None:
         raise RosterError("missing API key: " + "; ".join(parts))
 
 
-def concurrency_limit_name(provider: str) -> str:
-    return f"quorum-llm-{provider}"
+def _known_secrets(stage_model: StageModel) -> list[str]:
+    return secret_values([m.api_key_env for m in stage_model.chain() if m.api_key_env])
 
 
-@contextlib.contextmanager
-def provider_slot(provider: str) -> Iterator[None]:
-    """Hold one of the provider's global concurrency slots while a call is in flight.
+def _estimated_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
+    characters = sum(len(str(message.get("content", ""))) for message in messages)
+    return characters // CHARS_PER_TOKEN + 1 + max_tokens
 
-    Inside a Prefect run the limit must exist (strict=True): the flow creates it from the roster at
-    start, and a missing limit is an error rather than a silent no-op. Outside Prefect (unit tests,
-    plain scripts) there is no server to hold slots on, so calls are not throttled.
+
+@dataclass
+class _Reply:
+    response: Any
+    latency_s: float
+
+
+@dataclass
+class _Trail:
+    """What happened before the reply: failed requests and time not spent on it."""
+
+    errors: list[str] = field(default_factory=list)
+    wait_s: float = 0.0
+    last_kind: ErrorKind = ErrorKind.other
+
+
+class _GaveUp(Exception):
+    """A model ran out of attempts or time on transient errors; the next fallback may try."""
+
+    def __init__(self, kind: ErrorKind, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+
+
+def _request_kwargs(
+    stage: str, model: StageModel, messages: list[dict[str, str]], script: str | None, round_no: int, attempt: int
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "model": model.model,
+        "messages": messages,
+        "temperature": model.temperature,
+        "max_tokens": model.max_tokens,
+        "num_retries": 0,  # retries happen here, where Retry-After and the deadline are known
+        "max_retries": 0,  # and not again inside the provider SDK
+    }
+    if model.is_scripted:
+        if not script:
+            raise ValueError(f"scripted model {model.model} needs a script file for stage {stage}")
+        kwargs["api_base"] = script
+        kwargs["metadata"] = {"quorum_stage": stage, "quorum_round": round_no, "quorum_attempt": attempt}
+        return kwargs
+    if model.api_base:
+        kwargs["api_base"] = model.api_base
+    if model.api_key_env:
+        key = os.environ.get(model.api_key_env)
+        if not key:
+            raise LLMCallError(
+                f"{model.model}: environment variable {model.api_key_env} (its API key) is not set",
+                ErrorKind.auth,
+                model.model,
+            )
+        kwargs["api_key"] = key
+    return kwargs
+
+
+def _call_with_retries(
+    litellm: Any, model: StageModel, kwargs: dict[str, Any], policy: RetryPolicy, trail: _Trail,
+    secrets: list[str], label: str,
+) -> _Reply:  # fmt: skip
+    """Requests to one model until a reply, a permanent error (LLMCallError) or giving up (_GaveUp).
+
+    Errors while queueing for a provider slot (the Prefect API) are not the model's: they propagate.
     """
-    from prefect.context import FlowRunContext, TaskRunContext
+    spent = 0.0  # attempts and backoff; queueing for a provider slot does not count against the deadline
+    tokens = _estimated_tokens(kwargs["messages"], model.max_tokens)
+    for number in range(1, policy.max_attempts + 1):
+        remaining = policy.deadline_s - spent
+        if remaining <= 0:
+            raise _GaveUp(trail.last_kind, f"deadline of {policy.deadline_s:g}s passed after {number - 1} request(s)")
+        queued_at = time.monotonic()
+        failure: Exception | None = None
+        with provider_slot(model.provider, tokens=tokens, wait_s=policy.slot_wait_s):
+            started = time.monotonic()
+            trail.wait_s += started - queued_at
+            try:
+                response = litellm.completion(**kwargs, timeout=min(policy.attempt_timeout_s, remaining))
+            except Exception as exc:  # every failure of the request itself; classified below
+                failure = exc
+            elapsed = time.monotonic() - started
+        if failure is None:
+            return _Reply(response, elapsed)
+        spent += elapsed
+        trail.wait_s += elapsed
+        kind = classify_error(failure)
+        if model.is_scripted and kind.transient:  # a script either has the reply or never will
+            kind = ErrorKind.bad_request
+        trail.last_kind = kind
+        status = getattr(failure, "status_code", None)
+        detail = short(redact(str(failure), secrets), 300).replace("\n", " ")
+        line = f"{label}request {number}: {kind.value}{f' ({status})' if status else ''} after {elapsed:.2f}s: {detail}"
+        if not kind.transient:
+            trail.errors.append(line)
+            raise LLMCallError(f"{model.model}: {kind.value} error (not retried): {detail}", kind, model.model)
+        advised = retry_after_s(failure)
+        delay = backoff_delay(policy, number, advised, _jitter)
+        advice = f", retry-after {advised:g}s" if advised is not None else ""
+        if number == policy.max_attempts:
+            trail.errors.append(line + advice)
+            raise _GaveUp(kind, f"{number} requests failed")
+        if spent + delay >= policy.deadline_s:
+            trail.errors.append(line + advice)
+            raise _GaveUp(kind, f"the deadline of {policy.deadline_s:g}s would pass before request {number + 1}")
+        trail.errors.append(f"{line}{advice}; waiting {delay:.2f}s")
+        time.sleep(delay)
+        spent += delay
+        trail.wait_s += delay
+    raise AssertionError("unreachable")  # pragma: no cover
 
-    if FlowRunContext.get() is None and TaskRunContext.get() is None:
-        yield
-        return
-    from prefect.concurrency.sync import concurrency
 
-    with concurrency(concurrency_limit_name(provider), occupy=1, strict=True):
-        yield
+def _record(
+    stage: str, model: StageModel, primary: StageModel, messages: list[dict[str, str]], attempt: int,
+    started_at: float, trail: _Trail,
+) -> LLMCall:  # fmt: skip
+    return LLMCall(
+        stage=stage,
+        model=model.model,
+        provider=model.provider,
+        priced_as=model.pricing_model,
+        simulated=model.is_scripted,
+        attempt=attempt,
+        started_at=started_at,
+        messages=messages,
+        retries=len(trail.errors),
+        attempt_errors=list(trail.errors),
+        fallback_from=primary.model if model is not primary else "",
+        wait_s=round(trail.wait_s, 4),
+    )
 
 
 def complete(
@@ -124,65 +315,87 @@ def complete(
     script: str | None = None,
     round_no: int = 1,
     attempt: int = 1,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float | None = None,
+    policy: RetryPolicy | None = None,
 ) -> tuple[str, LLMCall]:
-    """One chat completion. Returns the reply text and its call record; raises LLMOutputError on truncation."""
+    """One chat completion, with retries and fallbacks. Returns the reply text and its call record.
+
+    Raises LLMOutputError (carrying the paid call) on a truncated or filtered reply, and LLMCallError
+    (carrying a record per model tried) when no reply came back.
+    `timeout_s` overrides the policy's per-request timeout.
+    """
     litellm = get_litellm()
-    kwargs: dict[str, Any] = {
-        "model": stage_model.model,
-        "messages": messages,
-        "temperature": stage_model.temperature,
-        "max_tokens": stage_model.max_tokens,
-        "timeout": timeout_s,
-        "num_retries": 0,  # retries belong to the Prefect task, which knows which errors are transient
-    }
-    if stage_model.is_scripted:
-        if not script:
-            raise ValueError(f"scripted model {stage_model.model} needs a script file for stage {stage}")
-        kwargs["api_base"] = script
-        kwargs["metadata"] = {"quorum_stage": stage, "quorum_round": round_no, "quorum_attempt": attempt}
+    policy = policy or DEFAULT_RETRY_POLICY
+    if timeout_s is not None:
+        policy = policy.model_copy(update={"attempt_timeout_s": timeout_s})
+    secrets = _known_secrets(stage_model)
+    started_at = time.time()
+    trail = _Trail()
+    failed: list[LLMCall] = []
+    chain = stage_model.chain()
+    for candidate in chain:
+        label = f"{candidate.model} " if len(chain) > 1 else ""
+        errors_before = len(trail.errors)
+        try:
+            kwargs = _request_kwargs(stage, candidate, messages, script, round_no, attempt)
+            reply = _call_with_retries(litellm, candidate, kwargs, policy, trail, secrets, label)
+        except LLMCallError as exc:
+            exc.calls = [*failed, _failed_record(stage, candidate, stage_model, messages, attempt, started_at, trail,
+                                                 exc.kind, str(exc), errors_before)]  # fmt: skip
+            raise
+        except _GaveUp as gave_up:
+            reason = f"{candidate.model}: gave up on {gave_up.kind.value} errors ({gave_up})"
+            failed.append(_failed_record(stage, candidate, stage_model, messages, attempt, started_at, trail,
+                                         gave_up.kind, reason, errors_before))  # fmt: skip
+            continue
+        return _finish(litellm, stage, candidate, stage_model, messages, attempt, started_at, trail, reply)
+    tried = ", ".join(m.model for m in chain)
+    raise LLMCallError(
+        f"{stage}: no reply from {tried} ({trail.last_kind.value}; {len(trail.errors)} failed requests)",
+        trail.last_kind,
+        stage_model.model,
+        failed,
+    )
 
-    started = time.time()
-    with provider_slot(stage_model.provider):
-        response = litellm.completion(**kwargs)
-    latency = time.time() - started
 
-    choice = response.choices[0]
+def _failed_record(
+    stage: str, model: StageModel, primary: StageModel, messages: list[dict[str, str]], attempt: int,
+    started_at: float, trail: _Trail, kind: ErrorKind, reason: str, errors_before: int,
+) -> LLMCall:  # fmt: skip
+    record = _record(stage, model, primary, messages, attempt, started_at, trail)
+    mine = trail.errors[errors_before:]
+    return record.model_copy(update={"error": reason, "error_kind": kind.value, "attempt_errors": mine,
+                                     "retries": len(mine)})  # fmt: skip
+
+
+def _finish(
+    litellm: Any, stage: str, model: StageModel, primary: StageModel, messages: list[dict[str, str]], attempt: int,
+    started_at: float, trail: _Trail, reply: _Reply,
+) -> tuple[str, LLMCall]:  # fmt: skip
+    choice = reply.response.choices[0]
     text = choice.message.content or ""
     finish_reason = choice.finish_reason or ""
-    usage = getattr(response, "usage", None)
+    usage = getattr(reply.response, "usage", None)
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
     prompt_cost, completion_cost = litellm.cost_per_token(
-        model=stage_model.pricing_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        model=model.pricing_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
     )
-    call = LLMCall(
-        stage=stage,
-        model=stage_model.model,
-        provider=stage_model.provider,
-        priced_as=stage_model.pricing_model,
-        simulated=stage_model.is_scripted,
-        attempt=attempt,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost_usd=float(prompt_cost + completion_cost),
-        latency_s=round(latency, 4),
-        started_at=started,
-        finish_reason=finish_reason,
-        messages=messages,
-        response_text=text,
+    call = _record(stage, model, primary, messages, attempt, started_at, trail).model_copy(
+        update={
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cost_usd": float(prompt_cost + completion_cost),
+            "latency_s": round(reply.latency_s, 4),
+            "finish_reason": finish_reason,
+            "response_text": text,
+        }
     )
     if finish_reason in TRUNCATING_FINISH_REASONS:
-        raise LLMOutputError(f"reply ended with finish_reason={finish_reason!r}") from _CallCarrier(call)
+        problem = f"reply ended with finish_reason={finish_reason!r}"
+        kind = "content_filter" if finish_reason == "content_filter" else "truncated"
+        raise LLMOutputError(problem, [call.model_copy(update={"error": problem, "error_kind": kind})])
     return text, call
-
-
-class _CallCarrier(Exception):
-    """Carries the paid-for call record of a rejected reply up to ask_structured."""
-
-    def __init__(self, call: LLMCall):
-        super().__init__("call record")
-        self.call = call
 
 
 def ask_structured(
@@ -194,11 +407,13 @@ def ask_structured(
     script: str | None = None,
     round_no: int = 1,
     max_attempts: int = DEFAULT_STRUCTURED_ATTEMPTS,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float | None = None,
+    policy: RetryPolicy | None = None,
 ) -> tuple[T, list[LLMCall]]:
     """Ask for a structured reply; re-ask a bounded number of times, telling the model what was wrong.
 
-    Transport errors (429, 5xx, timeouts) propagate to the Prefect task's retry policy untouched.
+    Transport errors are retried inside `complete`; when it gives up, LLMCallError propagates with
+    every call made so far (re-asks included) in `calls`.
     """
     calls: list[LLMCall] = []
     conversation = list(messages)
@@ -206,20 +421,22 @@ def ask_structured(
     for attempt in range(1, max_attempts + 1):
         try:
             text, call = complete(
-                stage, stage_model, conversation, script=script, round_no=round_no, attempt=attempt, timeout_s=timeout_s
-            )
+                stage, stage_model, conversation, script=script, round_no=round_no, attempt=attempt,
+                timeout_s=timeout_s, policy=policy,
+            )  # fmt: skip
         except LLMOutputError as exc:
-            carrier = exc.__cause__
-            if isinstance(carrier, _CallCarrier):
-                calls.append(carrier.call.model_copy(update={"error": str(exc)}))
+            calls.extend(exc.calls)
             problem = str(exc)
             conversation = [*messages, {"role": "user", "content": _reask_message(problem)}]
             continue
+        except LLMCallError as exc:
+            exc.calls = [*calls, *exc.calls]
+            raise
         try:
             parsed = parse(text)
         except (ValueError, LLMOutputError) as exc:
-            problem = _short(str(exc))
-            calls.append(call.model_copy(update={"error": problem}))
+            problem = short(str(exc))
+            calls.append(call.model_copy(update={"error": problem, "error_kind": "invalid_output"}))
             conversation = [
                 *messages,
                 {"role": "assistant", "content": text},
@@ -241,44 +458,33 @@ def _reask_message(problem: str) -> str:
     )
 
 
-def _short(text: str, limit: int = 500) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-TRANSIENT_STATUS_CODES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
-
-
 def is_transient_error(exc: BaseException) -> bool:
     """429, 5xx, timeouts and connection errors are worth retrying; auth, context length, filters are not."""
-    litellm = get_litellm()
-    permanent = (
-        litellm.AuthenticationError,
-        litellm.PermissionDeniedError,
-        litellm.ContextWindowExceededError,
-        litellm.ContentPolicyViolationError,
-        litellm.NotFoundError,
-    )
-    if isinstance(exc, permanent):
-        return False
-    transient = (
-        litellm.RateLimitError,
-        litellm.Timeout,
-        litellm.APIConnectionError,
-        litellm.InternalServerError,
-        litellm.ServiceUnavailableError,
-    )
-    if isinstance(exc, transient):
-        return True
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and status in TRANSIENT_STATUS_CODES
+    if isinstance(exc, LLMCallError):
+        return exc.transient
+    return classify_error(exc).transient
 
 
-def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect `retry_condition_fn`: retry a task only when it failed on a transient LLM error."""
+INFRA_ERROR_MODULES = ("httpx", "httpcore", "prefect", "sqlalchemy", "anyio")
+
+
+def retry_on_infra_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn` for LLM stages: retry the task only on infrastructure errors.
+
+    Model errors are never retried here: `complete` already retried transient ones (honouring
+    Retry-After, within a deadline, then fallbacks), so a task-level retry would multiply them.
+    What is left worth one more task attempt is the machinery around the call: the Prefect API
+    (slot leases, results), the network to it, the file system.
+    """
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None:
         try:
             exc = state.result(raise_on_failure=False)
-        except Exception as error:  # the result itself may be unreadable; treat as not transient
+        except Exception as error:  # the result itself may be unreadable; that is not worth a retry
             exc = error
-    return isinstance(exc, BaseException) and is_transient_error(exc)
+    if not isinstance(exc, BaseException) or isinstance(exc, LLMError | ValueError | TypeError | KeyError):
+        return False
+    module = type(exc).__module__ or ""
+    if isinstance(exc, OSError | TimeoutError):  # ConnectionError is an OSError
+        return True
+    return module.startswith(INFRA_ERROR_MODULES) and "Missing" not in type(exc).__name__

@@ -122,6 +122,19 @@ class LLMCall(BaseModel):
     messages: list[dict] = Field(default_factory=list)
     response_text: str = ""
     error: str = ""
+    error_kind: str = Field(
+        default="",
+        description="Why the call failed: rate_limit, server_error, timeout, connection, auth, context_length, "
+        "content_filter, bad_request, ... (empty when a reply came back).",
+    )
+    retries: int = Field(default=0, description="Failed requests before this reply (all models of the chain).")
+    attempt_errors: list[str] = Field(
+        default_factory=list, description="One line per failed request: model, kind, status, wait (secrets redacted)."
+    )
+    fallback_from: str = Field(default="", description="The stage's primary model when a fallback served the call.")
+    wait_s: float = Field(
+        default=0.0, description="Time not spent on this reply: queued for provider slots, failed requests, backoff."
+    )
 
 
 class VerificationStatus(str, Enum):
@@ -197,6 +210,7 @@ class TaskStatus(str, Enum):
     escalated = "escalated"
     failed = "failed"
     error = "error"
+    skipped = "skipped"
 
 
 class StageCost(BaseModel):
@@ -236,6 +250,8 @@ class TaskResult(BaseModel):
     timings_s: dict[str, float] = Field(default_factory=dict)
     artifacts: dict[str, str] = Field(default_factory=dict, description="Artifact name -> store key.")
     policy_version: str = ""
+    spec_digest: str = Field(default="", description="Digest of task, roster and policy; a resumed batch reuses a result only if it matches.")
+    reused: bool = Field(default=False, description="Taken from an earlier run of the same batch (resume), not run again.")
 
 
 class BatchReport(BaseModel):
@@ -252,6 +268,9 @@ class BatchReport(BaseModel):
     cost_per_resolved_usd: float | None
     fresh_llm_calls: int
     cached_llm_calls: int
+    reused_results: int = Field(default=0, description="Tasks whose result an earlier, interrupted run of this batch had finished.")
+    mode: str = Field(default="in-process", description="'in-process' or 'fan-out' (one deployment run per task).")
+    batch_budget_usd: float | None = None
 
 
 ReviewResult.model_rebuild()
