@@ -5,6 +5,7 @@ Composition only: every side effect is a task in `tasks/`, every rule a pure fun
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections import defaultdict
@@ -12,29 +13,49 @@ from collections import defaultdict
 from prefect import flow, tags
 
 from quorum import progress
-from quorum.artifacts import call_artifacts, review_artifacts, round_prefix, task_prefix, to_json, verification_artifacts
+from quorum.budget import BudgetCheck, batch_budget, check_stage
+from quorum.estimate import litellm_price, prompt_sizes, stage_estimate
+from quorum.resume import spec_digest
+from quorum.artifacts import (
+    call_artifacts,
+    review_artifacts,
+    round_prefix,
+    task_prefix,
+    to_json,
+    verification_artifacts,
+    without_outputs,
+)
 from quorum.cost import summarize_calls
 from quorum.llm import StructuredOutputError
 from quorum.manifest import TaskSpec
 from quorum.models import Decision, LLMCall, Outcome, RoundRecord, TaskResult, TaskStatus
 from quorum.results import render_task_markdown, ui_key
-from quorum.roster import Roster
+from quorum.roster import Roster, StageModel
 from tasks.aggregate import AggregationInput, Policy, aggregate_task
+from tasks.events_io import emit_task_event_task
 from tasks.implement import implement_task
 from tasks.plan import plan_task, render_plan_markdown
 from tasks.prompting import stable_text
 from tasks.repo import apply_patch_task, cleanup_task, prepare_task, read_context_task
 from tasks.review import render_tool_report, review_task
+from tasks.sarif import to_sarif
 from tasks.store_io import publish_markdown_task, save_artifacts_task
 from tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
 
 
 class _Ledger:
-    """Calls paid for and time spent, per stage, while one task runs."""
+    """Calls paid for and time spent, per stage, while one task runs; fresh spend is charged to the batch."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_id: str, run_started_at: float) -> None:
         self.calls: list[LLMCall] = []
         self.timings: dict[str, float] = defaultdict(float)
+        self.batch = batch_budget(batch_id)
+        self.run_started_at = run_started_at
+
+    def add(self, calls: list[LLMCall]) -> None:
+        self.calls.extend(calls)
+        if self.batch is not None:
+            self.batch.charge(sum(c.cost_usd for c in calls if c.started_at >= self.run_started_at))
 
     def spent(self) -> float:
         return sum(call.cost_usd for call in self.calls)
@@ -54,22 +75,24 @@ def task_pipeline(
 ) -> TaskResult:
     """Run one task to a final outcome; infrastructure failures become an `error` result, never a crash."""
     run_started_at = run_started_at or time.time()
-    ledger = _Ledger()
+    ledger = _Ledger(batch_id, run_started_at)
     work_root = tempfile.mkdtemp(prefix=f"quorum-{spec.id}-")
     progress.report(spec.id, "started")
     try:
         result = _run_rounds(spec, roster, policy, store_url, batch_id, ledger, work_root, run_started_at)
     except Exception as exc:  # the batch must go on; the reason is recorded, never dropped
         if isinstance(exc, StructuredOutputError):
-            ledger.calls.extend(exc.calls)
+            ledger.add(exc.calls)
         result = _result(spec, batch_id, TaskStatus.error, f"{type(exc).__name__}: {exc}", ledger, run_started_at)
     finally:
         cleanup_task(work_root)
+    result.spec_digest = spec_digest(spec, roster, policy)
     result.artifacts["result"] = f"{task_prefix(batch_id, spec.id)}/result.json"
     save_artifacts_task(store_url, {result.artifacts["result"]: to_json(result)}, label=f"{spec.id} result")
     publish_markdown_task(
         ui_key("quorum", batch_id, spec.id), render_task_markdown(result, store_url), f"quorum task {spec.id}"
     )
+    emit_task_event_task(result, store_url)
     progress.report(spec.id, result.status.value, result.reason, done=True)
     return result
 
@@ -88,12 +111,25 @@ def _run_rounds(
     progress.report(spec.id, "prepare")
     files = read_context_task(prepare_task(spec, work_root, purpose="context").path, label=spec.id)
     ledger.timed("prepare", started)
+    sizes = prompt_sizes(spec.task, files)
+
+    def budget_allows(stage: str, models: list[StageModel]) -> BudgetCheck:
+        estimate = sum(stage_estimate(stage, model, sizes[stage], litellm_price).cost_usd for model in models)
+        return check_stage(
+            stage=stage, estimate_usd=estimate, task_spent_usd=ledger.spent(),
+            task_budget_usd=policy.task_budget_usd, batch=ledger.batch,
+        )  # fmt: skip
+
+    allowed = budget_allows("plan", [roster.planner])
+    if not allowed.allowed:  # nothing spent yet: when the batch ran out, the task is skipped, not failed
+        status = TaskStatus.skipped if allowed.scope == "batch" else TaskStatus.failed
+        return _result(spec, batch_id, status, allowed.reason, ledger, run_started_at)
 
     started = time.time()
     progress.report(spec.id, "plan", roster.planner.model)
     with tags(f"provider:{roster.planner.provider}", "stage:plan"):
         planned = plan_task(spec, roster.planner, files)
-    ledger.calls.extend(planned.calls)
+    ledger.add(planned.calls)
     ledger.timed("plan", started)
     first = round_prefix(batch_id, spec.id, 1)
     artifacts = {"plan": f"{first}/plan.md"}
@@ -113,8 +149,11 @@ def _run_rounds(
     decision: Decision | None = None
     for round_no in range(1, policy.max_rounds + 1):
         prefix = round_prefix(batch_id, spec.id, round_no)
-        if policy.task_budget_usd is not None and ledger.spent() >= policy.task_budget_usd:
-            decision = aggregate_task(AggregationInput(round=round_no, budget_exhausted=True), policy)
+        allowed = budget_allows("implement", [roster.implementer])
+        if not allowed.allowed:
+            decision = aggregate_task(
+                AggregationInput(round=round_no, budget_exhausted=True, budget_reason=allowed.reason), policy
+            )
             save_artifacts_task(store_url, {f"{prefix}/decision.json": to_json(decision)}, label=f"{spec.id} r{round_no}")
             break
 
@@ -124,7 +163,7 @@ def _run_rounds(
             implemented = implement_task(
                 spec, roster.implementer, files, planned.plan, round_no, feedback, findings
             )
-        ledger.calls.extend(implemented.calls)
+        ledger.add(implemented.calls)
         ledger.timed("implement", started)
 
         started = time.time()
@@ -147,7 +186,9 @@ def _run_rounds(
 
         reviews = []
         verification_failed = any(report.blocking for report in reports)
-        if patch.applied and not (verification_failed and policy.verify_before_review):
+        wants_review = patch.applied and not (verification_failed and policy.verify_before_review)
+        allowed = budget_allows("review", roster.reviewers) if wants_review else BudgetCheck(allowed=True)
+        if wants_review and allowed.allowed:
             started = time.time()
             progress.report(spec.id, "review", f"round {round_no}")
             tool_report = render_tool_report(reports)
@@ -161,7 +202,7 @@ def _run_rounds(
                     )
             reviews = [future.result() for future in futures]
             for review in reviews:
-                ledger.calls.extend(review.calls)
+                ledger.add(review.calls)
             ledger.timed("review", started)
 
         decision = aggregate_task(
@@ -171,6 +212,8 @@ def _run_rounds(
                 patch_reason=patch.reason,
                 verification=reports,
                 reviews=reviews,
+                budget_exhausted=not allowed.allowed,
+                budget_reason=allowed.reason,
             ),
             policy,
         )
@@ -193,6 +236,7 @@ def _run_rounds(
                 f"{prefix}/decision.json": to_json(decision),
                 **call_artifacts(prefix, implemented.calls),
                 **verification_artifacts(prefix, reports),
+                **({f"{prefix}/verify/quorum.sarif": sarif_text(reports, workspace.path)} if reports else {}),
                 **review_artifacts(prefix, reviews),
             },
             label=label,
@@ -216,6 +260,11 @@ def _run_rounds(
     )  # fmt: skip
 
 
+def sarif_text(reports, workspace_path: str) -> str:
+    """All verification findings of a round as SARIF 2.1.0 (for GitHub code scanning), paths repo-relative."""
+    return json.dumps(to_sarif(reports, strip_prefixes=[workspace_path]), indent=2) + "\n"
+
+
 def _finish_approved(spec, batch_id, store_url, ledger, run_started_at, decision, rounds, artifacts, workspace_path):
     if not spec.acceptance:
         return _result(
@@ -237,7 +286,7 @@ def _finish_approved(spec, batch_id, store_url, ledger, run_started_at, decision
         spec, batch_id, status, reason, ledger, run_started_at,
         decision=decision, rounds=rounds, artifacts=artifacts,
     )  # fmt: skip
-    result.acceptance = report.model_copy(update={"raw": ""})
+    result.acceptance = without_outputs(report)
     return result
 
 

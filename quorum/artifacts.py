@@ -44,8 +44,15 @@ def verification_artifacts(prefix: str, reports: list[VerificationReport]) -> di
     for report in reports:
         if report.raw and report.raw_name:
             items[f"{prefix}/verify/{report.raw_name}"] = report.raw
-        items[f"{prefix}/verify/{slug(report.tool)}.report.json"] = to_json(report.model_copy(update={"raw": ""}))
+        if report.log and report.log_name:
+            items[f"{prefix}/verify/{report.log_name}"] = report.log
+        items[f"{prefix}/verify/{slug(report.tool)}.report.json"] = to_json(without_outputs(report))
     return items
+
+
+def without_outputs(report: VerificationReport) -> VerificationReport:
+    """The report without its raw tool output and log (saved as their own artifacts)."""
+    return report.model_copy(update={"raw": "", "log": ""})
 
 
 def review_artifacts(prefix: str, reviews: list[ReviewResult]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,17 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--roster", default=None, help="shipped roster name (scripted, default) or a roster YAML file")
-        p.add_argument("--store", default=DEFAULT_STORE, help="artifact store: a folder or s3://bucket/prefix (default: .quorum)")
+        p.add_argument("--roster", default=None, help="shipped roster name (scripted, default), a roster YAML file, or block:<name>")
+        p.add_argument("--store", default=DEFAULT_STORE, help="artifact store: a folder, s3://bucket/prefix or block:<name> (default: .quorum)")
         p.add_argument("--cache-dir", default=None, help="where Prefect persists cached results (default: <store>/cache for a folder store, else .quorum/cache)")
         p.add_argument("--max-rounds", type=int, default=3, help="implementation rounds before a task fails (default: 3)")
         p.add_argument("--task-budget", type=float, default=None, metavar="USD", help="stop a task once it has spent this much")
         p.add_argument("--verbose", action="store_true", help="show Prefect's own logs")
 
     batch = sub.add_parser("batch", help="run every task of a manifest", description="Run every task of a manifest.")
-    batch.add_argument("manifest", help="manifest YAML (see examples/demo.yaml)")
+    batch.add_argument("manifest", help="manifest YAML file or s3://bucket/key.yaml (see examples/demo.yaml)")
     batch.add_argument("--parallel", type=int, default=3, help="tasks run at once (default: 3)")
-    batch.add_argument("--batch-id", default=None, help="name of this batch in the store (default: the manifest's 'batch')")
+    batch.add_argument("--batch-id", default=None, help="name of this batch in the store (default: the manifest's 'batch'); the same id again resumes it")
+    batch.add_argument("--batch-budget", type=float, default=None, metavar="USD", help="no new LLM call once the batch has spent this much; tasks not started are reported as skipped")
+    batch.add_argument("--dry-run", action="store_true", help="print the estimated cost per task and stage, run nothing")
+    batch.add_argument("--fan-out", default=None, metavar="DEPLOYMENT", help="run each task as a run of this deployment (e.g. quorum-task-request/on-request) on its work pool; needs PREFECT_API_URL")
+    batch.add_argument("--no-resume", action="store_true", help="run every task again even if this batch id has finished results in the store")
     common(batch)
 
     run = sub.add_parser("run", help="run one task on one repository", description="Run one task on one repository.")
@@ -89,12 +94,19 @@ def _check_roster(name: str) -> int:
 
 def _load_roster(name: str):
     from quorum.llm import check_roster_models
-    from quorum.roster import RosterError, load_roster
+    from quorum.roster import RosterError
 
     try:
-        roster = load_roster(name)
+        if name.startswith("block:"):
+            from tasks.roster_io import resolve_roster
+
+            roster = resolve_roster(name)
+        else:
+            from quorum.roster import load_roster
+
+            roster = load_roster(name)
         check_roster_models(roster)
-    except RosterError as exc:
+    except (RosterError, ValueError) as exc:
         raise InputError(str(exc)) from exc
     return roster
 
@@ -103,7 +115,7 @@ def _load_inputs(args: argparse.Namespace):
     """Everything validated before Prefect starts: manifest, roster, keys, store, policy."""
     from quorum.llm import check_api_keys
     from quorum.manifest import ManifestError, load_manifest
-    from quorum.store import open_store
+    from blocks.refs import open_store_ref
     from tasks.aggregate import Policy
 
     try:
@@ -122,8 +134,8 @@ def _load_inputs(args: argparse.Namespace):
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     try:
-        open_store(args.store)
-    except ValueError as exc:
+        open_store_ref(args.store)
+    except ValueError as exc:  # BlockRefError included: a malformed or missing `block:` store
         raise InputError(str(exc)) from exc
     if args.max_rounds < 1:
         raise InputError("--max-rounds must be at least 1")
@@ -131,6 +143,10 @@ def _load_inputs(args: argparse.Namespace):
         raise InputError("--parallel must be at least 1")
     if args.task_budget is not None and args.task_budget <= 0:
         raise InputError("--task-budget must be a positive amount of USD")
+    if getattr(args, "batch_budget", None) is not None and args.batch_budget <= 0:
+        raise InputError("--batch-budget must be a positive amount of USD")
+    if getattr(args, "fan_out", None) and "/" not in args.fan_out:
+        raise InputError("--fan-out takes a deployment name as <flow name>/<deployment name>")
     policy = Policy(max_rounds=args.max_rounds, task_budget_usd=args.task_budget)
     return manifest, roster, policy
 
@@ -162,13 +178,33 @@ def _configure_prefect(args: argparse.Namespace) -> None:
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     cache_dir = args.cache_dir
     if cache_dir is None:
-        cache_dir = str(Path(args.store) / "cache") if "://" not in args.store else str(Path(DEFAULT_STORE) / "cache")
+        is_folder = "://" not in args.store and not args.store.startswith("block:")
+        cache_dir = str(Path(args.store if is_folder else DEFAULT_STORE) / "cache")
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(Path(cache_dir).resolve()))
+
+
+def _dry_run(manifest, roster, policy) -> int:
+    from quorum.display import print_estimate
+    from quorum.estimate import estimate_batch, estimate_task, litellm_price, prompt_sizes
+    from tasks.workspace import prepare_workspace, read_context, remove_workspace
+
+    estimates = []
+    with tempfile.TemporaryDirectory(prefix="quorum-estimate-") as tmp:
+        for spec in manifest.tasks:
+            workspace = prepare_workspace(Path(spec.repo), Path(tmp), ref=spec.ref)
+            files = read_context(Path(workspace.path))
+            remove_workspace(workspace)
+            sizes = prompt_sizes(spec.task, files)
+            estimates.append(estimate_task(spec.id, sizes, roster, policy.max_rounds, litellm_price))
+    print_estimate(estimate_batch(estimates, roster, policy.max_rounds), simulated=roster.simulated)
+    return EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
     manifest, roster, policy = _load_inputs(args)
-    store_url = args.store if "://" in args.store else str(Path(args.store).resolve())
+    if getattr(args, "dry_run", False):
+        return _dry_run(manifest, roster, policy)
+    store_url = args.store if "://" in args.store or args.store.startswith("block:") else str(Path(args.store).resolve())
 
     from quorum.display import BatchDisplay
 
@@ -182,6 +218,8 @@ def _run(args: argparse.Namespace) -> int:
             report = batch_pipeline(
                 manifest, roster, store_url, policy,
                 max_parallel=getattr(args, "parallel", 1), batch_id=getattr(args, "batch_id", None) or manifest.batch,
+                batch_budget_usd=getattr(args, "batch_budget", None), fan_out_deployment=getattr(args, "fan_out", None),
+                resume=not getattr(args, "no_resume", False),
             )  # fmt: skip
     except Exception as exc:
         print(f"quorum: error: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)

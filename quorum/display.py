@@ -10,6 +10,7 @@ from rich.table import Table
 
 from quorum import progress
 from quorum.cost import format_usd
+from quorum.estimate import BatchEstimate
 from quorum.models import BatchReport
 
 STATUS_STYLE = {
@@ -18,13 +19,18 @@ STATUS_STYLE = {
     "escalated": "yellow",
     "failed": "red",
     "error": "bold red",
+    "skipped": "magenta",
 }
+
+
+def _console() -> Console:
+    return Console() if sys.stdout.isatty() else Console(width=130)
 
 
 class BatchDisplay:
     def __init__(self, task_ids: list[str], *, simulated: bool, console: Console | None = None):
         # Piped output (CI logs, `make demo | tee`) gets a wide fixed width instead of 80 columns.
-        self.console = console or (Console() if sys.stdout.isatty() else Console(width=130))
+        self.console = console or _console()
         self.simulated = simulated
         self.progress = Progress(
             SpinnerColumn(),
@@ -97,4 +103,36 @@ class BatchDisplay:
             f"LLM calls this run: {report.fresh_llm_calls} made, {report.cached_llm_calls} served from cache; "
             f"wall time {wall_s:.1f}s"
         )
+        if report.reused_results:
+            self.console.print(f"resumed: {report.reused_results} finished result(s) kept from an earlier run of this batch")
         self.console.print(f"report: {report.store.rstrip('/')}/runs/{report.batch_id}/report.json")
+
+
+def print_estimate(estimate: BatchEstimate, *, simulated: bool, console: Console | None = None) -> None:
+    """The dry-run table: estimated cost per task and stage, the totals and the assumptions behind them."""
+    console = console or _console()
+    label = " (simulated prices)" if simulated else ""
+    table = Table(title=f"estimated cost, roster {estimate.roster}{label}")
+    table.add_column("task", no_wrap=True)
+    for stage in ("plan", "implement", "review"):
+        table.add_column(stage, justify="right", no_wrap=True)
+    table.add_column("expected", justify="right", no_wrap=True)
+    table.add_column(f"worst ({estimate.max_rounds} rounds)", justify="right", no_wrap=True)
+    for task in estimate.tasks:
+        by_stage: dict[str, float] = {}
+        for stage in task.stages:
+            by_stage[stage.stage] = by_stage.get(stage.stage, 0.0) + stage.cost_usd
+        table.add_row(
+            task.task_id,
+            *(format_usd(by_stage.get(stage, 0.0)) for stage in ("plan", "implement", "review")),
+            format_usd(task.expected_usd),
+            format_usd(task.worst_usd),
+        )
+    console.print(table)
+    console.print(
+        f"batch of {len(estimate.tasks)}: expected {format_usd(estimate.expected_usd)}, "
+        f"worst case {format_usd(estimate.worst_usd)}"
+    )
+    console.print("assumptions:")
+    for assumption in estimate.assumptions:
+        console.print(f"  - {assumption}")

@@ -12,6 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 TASK_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
+REMOTE_REPO = re.compile(r"^(?:(?:https?|ssh|git|file)://|[\w.-]+@[\w.-]+:)")
+
+
+def is_remote_repo(repo: str) -> bool:
+    """A repository named by URL (`https://`, `ssh://`, `git://`, `file://`, `git@host:owner/name`), cloned per task."""
+    return bool(REMOTE_REPO.match(repo))
+
+
 class ManifestError(ValueError):
     """A manifest that cannot be run; the message names the entry and the problem."""
 
@@ -22,7 +30,7 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    repo: str = Field(description="Absolute path of the repository (a git repo or a plain directory).")
+    repo: str = Field(description="Absolute path of the repository (a git repo or a plain directory), or a git URL.")
     ref: str | None = Field(default=None, description="Git ref to check out when repo is a git repository.")
     task: str = Field(min_length=1, description="The task text the planner sees.")
     acceptance: str | None = Field(default=None, description="Held-out acceptance tests directory; never shown to a model.")
@@ -64,7 +72,14 @@ class Manifest(BaseModel):
     tasks: list[TaskSpec]
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, *, base: Path | None = None) -> Manifest:
+    """A manifest from a file, or from S3 (`s3://bucket/key.yaml`, read with boto3).
+
+    Relative paths in a file manifest resolve against its folder; in an S3 manifest, against
+    `base` (default: the working directory, which is QUORUM_HOME for deployment runs).
+    """
+    if str(path).startswith("s3://"):
+        return _load_s3_manifest(str(path), base or Path.cwd())
     manifest_path = Path(path)
     if not manifest_path.is_file():
         raise ManifestError(f"manifest {manifest_path} does not exist")
@@ -75,6 +90,27 @@ def load_manifest(path: str | Path) -> Manifest:
     return parse_manifest(
         raw, base=manifest_path.resolve().parent, label=f"manifest {manifest_path}", source=str(manifest_path.resolve())
     )
+
+
+def _load_s3_manifest(uri: str, base: Path) -> Manifest:
+    from quorum.store import ArtifactNotFound, open_store
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ManifestError(f"manifest {uri}: an S3 manifest URI needs a bucket and a key (s3://bucket/path.yaml)")
+    try:
+        text = open_store(f"s3://{bucket}").get_text(key)
+    except ArtifactNotFound as exc:
+        raise ManifestError(f"manifest {uri} does not exist") from exc
+    except ValueError as exc:
+        raise ManifestError(f"manifest {uri}: {exc}") from exc
+    except Exception as exc:  # boto3/botocore errors: credentials, endpoint, permissions
+        raise ManifestError(f"manifest {uri} could not be read: {type(exc).__name__}: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"manifest {uri} is not valid YAML: {exc}") from exc
+    return parse_manifest(raw, base=base.resolve(), label=f"manifest {uri}", source=uri)
 
 
 def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manifest:
@@ -102,8 +138,9 @@ def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manif
 
 
 def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
-    repo = (base / entry.repo).resolve()
-    if not repo.is_dir():
+    remote = is_remote_repo(entry.repo)
+    repo = Path(entry.repo) if remote else (base / entry.repo).resolve()
+    if not remote and not repo.is_dir():
         raise ManifestError(f"{label}: repository path {repo} does not exist or is not a directory")
     if bool(entry.task) == bool(entry.task_file):
         raise ManifestError(f"{label}: give exactly one of 'task' (text) or 'task_file' (path)")
@@ -122,7 +159,7 @@ def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
         acceptance_path = (base / entry.acceptance).resolve()
         if not acceptance_path.is_dir():
             raise ManifestError(f"{label}: acceptance tests directory {acceptance_path} does not exist")
-        if acceptance_path == repo or repo in acceptance_path.parents:
+        if not remote and (acceptance_path == repo or repo in acceptance_path.parents):
             raise ManifestError(f"{label}: acceptance tests must live outside the repository (models would see them)")
         acceptance = str(acceptance_path)
 
@@ -136,7 +173,7 @@ def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
         digest = hashlib.sha256(script_path.read_bytes()).hexdigest()
     try:
         return TaskSpec(
-            id=entry.id, repo=str(repo), ref=entry.ref, task=task_text,
+            id=entry.id, repo=entry.repo if remote else str(repo), ref=entry.ref, task=task_text,
             acceptance=acceptance, script=script, script_sha256=digest,
         )  # fmt: skip
     except ValidationError as exc:

@@ -12,7 +12,15 @@ SUCCESS_STATUSES = frozenset({TaskStatus.resolved, TaskStatus.approved_unverifie
 
 
 def build_batch_report(
-    *, batch_id: str, started_at: float, finished_at: float, roster: str, store: str, results: list[TaskResult]
+    *,
+    batch_id: str,
+    started_at: float,
+    finished_at: float,
+    roster: str,
+    store: str,
+    results: list[TaskResult],
+    mode: str = "in-process",
+    batch_budget_usd: float | None = None,
 ) -> BatchReport:
     cost = merge_summaries(r.cost for r in results)
     counts = Counter(r.status.value for r in results)
@@ -32,6 +40,9 @@ def build_batch_report(
         cost_per_resolved_usd=total_cost / resolved if resolved else None,
         fresh_llm_calls=cost.total.fresh_calls,
         cached_llm_calls=cost.total.calls - cost.total.fresh_calls,
+        reused_results=sum(1 for r in results if r.reused),
+        mode=mode,
+        batch_budget_usd=batch_budget_usd,
     )
 
 
@@ -47,7 +58,7 @@ def result_row(result: TaskResult) -> dict[str, str | int | float]:
         "rounds": result.rounds,
         "cost_usd": round(result.cost.total.cost_usd, 6),
         "llm_calls": result.cost.total.calls,
-        "reason": result.reason,
+        "reason": result.reason + (" (kept from an interrupted run)" if result.reused else ""),
         "result": result.artifacts.get("result", ""),
     }
 
@@ -86,6 +97,9 @@ def render_batch_markdown(report: BatchReport) -> str:
         f"- cost: {format_usd(report.cost.total.cost_usd)} total, {format_usd(report.cost_per_task_usd)} per task, "
         f"{per_resolved} per resolved task",
         f"- LLM calls: {report.fresh_llm_calls} made now, {report.cached_llm_calls} served from cache",
+        f"- mode: {report.mode}"
+        + (f"; {report.reused_results} result(s) kept from an interrupted run" if report.reused_results else "")
+        + (f"; batch budget {format_usd(report.batch_budget_usd)}" if report.batch_budget_usd is not None else ""),
         "",
         "| task | outcome | rounds | cost | reason |",
         "|---|---|---|---|---|",

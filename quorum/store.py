@@ -219,6 +219,8 @@ class S3Store(ArtifactStore):
         client: Any = None,
         endpoint_url: str | None = None,
         region_name: str | None = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
     ):
         if not bucket or not _BUCKET.match(bucket):
             raise ValueError(f"invalid S3 bucket name {bucket!r}")
@@ -229,6 +231,13 @@ class S3Store(ArtifactStore):
         self.prefix = prefix
         self.endpoint_url = endpoint_url or os.environ.get(S3_ENDPOINT_ENV) or None
         self.region_name = region_name
+        # Explicit credentials (e.g. from a QuorumArtifactStore block); None means boto3's default chain.
+        # Kept out of `description` and repr so they never show in logs.
+        self._credentials = {
+            key: value
+            for key, value in (("aws_access_key_id", aws_access_key_id), ("aws_secret_access_key", aws_secret_access_key))
+            if value
+        }
         self._client = client
         self._lock = threading.Lock()
         self.page_size = 1000  # keys per list_objects_v2 call (tests lower it to exercise paging)
@@ -249,7 +258,11 @@ class S3Store(ArtifactStore):
                     retries={"max_attempts": 5, "mode": "standard"},
                 )
                 self._client = boto3.client(
-                    "s3", endpoint_url=self.endpoint_url, region_name=self.region_name, config=config
+                    "s3",
+                    endpoint_url=self.endpoint_url,
+                    region_name=self.region_name,
+                    config=config,
+                    **self._credentials,
                 )
             return self._client
 
@@ -305,6 +318,14 @@ def _is_not_found(exc: Exception) -> bool:
     code = str(response.get("Error", {}).get("Code", ""))
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
     return code in ("404", "NoSuchKey", "NotFound") or status == 404 and code != "NoSuchBucket"
+
+
+STORE_ENV = "QUORUM_STORE"
+
+
+def default_store_url() -> str:
+    """The store a worker uses when a run names none: $QUORUM_STORE, else `.quorum` (a folder)."""
+    return os.environ.get(STORE_ENV) or ".quorum"
 
 
 def open_store(url: str) -> ArtifactStore:

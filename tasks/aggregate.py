@@ -43,6 +43,7 @@ class AggregationInput(BaseModel):
     verification: list[VerificationReport] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
     budget_exhausted: bool = False
+    budget_reason: str = Field(default="", description="Which budget would be broken, and by what.")
 
 
 def same_place(a: Finding, b: Finding) -> bool:
@@ -77,7 +78,7 @@ def decide(inputs: AggregationInput, policy: Policy | None = None) -> Decision:
         return decision(Outcome.fail, [*reasons, f"no rounds left ({policy.max_rounds} used)"], findings)
 
     if inputs.budget_exhausted:
-        return decision(Outcome.fail, ["budget exhausted"])
+        return decision(Outcome.fail, [inputs.budget_reason or "budget exhausted"])
 
     if not inputs.patch_applied:
         finding = Finding(source="patch", rule="patch-rejected", severity=Severity.high, message=inputs.patch_reason)

@@ -9,6 +9,7 @@ from prefect import task
 from quorum.manifest import TaskSpec
 from quorum.models import PatchResult
 from tasks.patching import apply_patch
+from tasks.remote import is_remote, mirror
 from tasks.workspace import Workspace, prepare_workspace, read_context
 
 
@@ -16,7 +17,8 @@ from tasks.workspace import Workspace, prepare_workspace, read_context
 def prepare_task(spec: TaskSpec, work_root: str, purpose: str = "context") -> Workspace:
     root = Path(work_root)
     root.mkdir(parents=True, exist_ok=True)
-    return prepare_workspace(Path(spec.repo), root, ref=spec.ref)
+    source = mirror(spec.repo, root) if is_remote(spec.repo) else Path(spec.repo)
+    return prepare_workspace(source, root, ref=spec.ref)
 
 
 @task(name="read-context", task_run_name="read context · {label}")

@@ -24,12 +24,16 @@ EXPECTED = {
 
 @pytest.fixture(scope="module")
 def demo_runs(prefect_harness, tmp_path_factory):
-    """The demo batch, run twice against one store: cold, then warm."""
+    """The demo batch, run twice against one store: cold, then warm (every task run again, not resumed)."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
     store = tmp_path_factory.mktemp("store")
     manifest = load_manifest(ROOT / "examples" / "demo.yaml")
     roster = load_roster("scripted")
-    cold = batch_pipeline(manifest, roster, str(store), Policy(), max_parallel=3)
-    warm = batch_pipeline(manifest, roster, str(store), Policy(), max_parallel=3)
+    # A result cache of its own: other tests run the same demo tasks, and "cold" must really be cold.
+    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("results")}):
+        cold = batch_pipeline(manifest, roster, str(store), Policy(), max_parallel=3)
+        warm = batch_pipeline(manifest, roster, str(store), Policy(), max_parallel=3, resume=False)
     return store, cold, warm
 
 
@@ -65,7 +69,8 @@ def test_every_artifact_is_written(demo_runs):
     store, cold, _ = demo_runs
     base = store / "runs/demo/textkit-slugify"
     for name in ("1/plan.md", "1/plan.json", "1/patch.diff", "1/apply.json", "1/decision.json",
-                 "1/verify/semgrep.json", "1/verify/bandit.json", "1/verify/pytest.xml",
+                 "1/verify/semgrep.json", "1/verify/bandit.json", "1/verify/pytest.xml", "1/verify/pytest.log",
+                 "1/verify/quorum.sarif", "verify/acceptance.log",
                  "1/reviews/scripted_gpt-5-mini.json", "1/reviews/scripted_gemini-2.5-flash.json",
                  "verify/acceptance.xml", "result.json"):  # fmt: skip
         assert (base / name).is_file(), name
@@ -78,6 +83,9 @@ def test_every_artifact_is_written(demo_runs):
     ]
     result = json.loads((base / "result.json").read_text())
     assert result["status"] == "resolved" and result["policy_version"]
+    assert result["acceptance"]["raw"] == "" and result["acceptance"]["log"] == ""  # saved as their own files
+    sarif = json.loads((base / "1/verify/quorum.sarif").read_text())
+    assert sarif["version"] == "2.1.0" and {run["tool"]["driver"]["name"] for run in sarif["runs"]} == {"semgrep", "bandit", "pytest"}
     report = json.loads((store / "runs/demo/report.json").read_text())
     assert [r["task_id"] for r in report["results"]] == list(EXPECTED)
 
@@ -98,7 +106,7 @@ def test_cost_and_tokens_are_accounted_per_stage_task_and_batch(demo_runs):
 def test_second_run_makes_zero_llm_calls(demo_runs):
     _, cold, warm = demo_runs
     assert [(r.task_id, r.status) for r in warm.results] == [(r.task_id, r.status) for r in cold.results]
-    assert warm.fresh_llm_calls == 0
+    assert warm.fresh_llm_calls == 0 and warm.reused_results == 0
     assert warm.cached_llm_calls == cold.fresh_llm_calls
     assert warm.cost.total.cost_usd == pytest.approx(cold.cost.total.cost_usd)
 

@@ -1,0 +1,66 @@
+"""One task on request: the entry point of the single-task deployment.
+
+Runs from an event (`quorum.task.requested`, e.g. sent by the GitHub webhook receiver), from
+`prefect deployment run`, or as one task of a batch that fans out over a work pool.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, task
+from prefect.runtime import flow_run
+
+from flows.pipeline import task_pipeline
+from quorum.manifest import TaskSpec
+from quorum.models import TaskResult
+from quorum.requests import TaskRequest, request_spec
+from quorum.roster import Roster
+from quorum.store import default_store_url
+from tasks.aggregate import Policy
+from tasks.limits import ensure_limits_task
+from tasks.roster_io import check_roster_task, resolve_roster_task
+
+
+def _run_name() -> str:
+    params = flow_run.parameters or {}
+    return str(params.get("task_id") or params.get("repo") or "request")
+
+
+@task(name="read-request", task_run_name="request · {request.task_id}")
+def read_request_task(request: TaskRequest) -> TaskSpec:
+    return request_spec(request)
+
+
+@flow(name="quorum-task-request", flow_run_name=_run_name, log_prints=True)
+def task_request(
+    repo: str,
+    task: str,
+    task_id: str | None = None,
+    ref: str | None = None,
+    acceptance: str | None = None,
+    script: str | None = None,
+    roster: Roster | str = "scripted",
+    store_url: str | None = None,
+    batch_id: str = "requests",
+    max_rounds: int = 3,
+    policy: Policy | None = None,
+    run_started_at: float | None = None,
+    check_limits: bool = True,
+) -> TaskResult:
+    """One (repository, task) pair through the pipeline.
+
+    `roster` is a shipped name, a file, `block:<name>` or a roster; the store defaults to $QUORUM_STORE,
+    else `.quorum` in the working directory.
+    """
+    started = run_started_at or time.time()
+    store_url = store_url or default_store_url()
+    request = TaskRequest(
+        repo=repo, task=task, task_id=task_id, ref=ref, acceptance=acceptance, script=script
+    )  # fmt: skip
+    spec = read_request_task(request)
+    loaded = resolve_roster_task(roster) if isinstance(roster, str) else roster
+    if check_limits:  # a batch that fans out has done both already, for all its tasks
+        check_roster_task(loaded)
+        ensure_limits_task(loaded)
+    return task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), store_url, batch_id, run_started_at=started)

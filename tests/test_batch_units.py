@@ -1,0 +1,195 @@
+"""Pure parts of batch running: budgets, estimates, resume rules, requests, remote repos, fan-out results."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from quorum.budget import BatchBudget, check_stage
+from quorum.estimate import estimate_batch, estimate_task, prompt_sizes, stage_estimate, tokens_for
+from quorum.manifest import ManifestError, load_manifest
+from quorum.models import CostSummary, StageCost, TaskResult, TaskStatus
+from quorum.requests import TaskRequest, request_id, request_spec
+from quorum.resume import as_reused, reusable, spec_digest
+from quorum.roster import load_roster
+from tasks.aggregate import Policy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def flat_price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    return (prompt_tokens + 2 * completion_tokens) / 1e6
+
+
+# ------------------------------------------------------------------------------------------- budgets
+
+
+def test_stage_starts_only_if_it_fits_the_task_budget():
+    assert check_stage(stage="plan", estimate_usd=0.4, task_spent_usd=0.5, task_budget_usd=1.0, batch=None).allowed
+    refused = check_stage(stage="review", estimate_usd=0.6, task_spent_usd=0.5, task_budget_usd=1.0, batch=None)
+    assert not refused.allowed and refused.scope == "task"
+    assert refused.reason == "budget: task budget $1.0000 would be exceeded by review (spent $0.5000, review estimated $0.6000)"
+
+
+def test_batch_budget_is_shared_and_refuses_once_spent():
+    budget = BatchBudget(1.0)
+    assert check_stage(stage="plan", estimate_usd=0.9, task_spent_usd=0, task_budget_usd=None, batch=budget).allowed
+    budget.charge(0.7)
+    refused = check_stage(stage="plan", estimate_usd=0.5, task_spent_usd=0, task_budget_usd=None, batch=budget)
+    assert not refused.allowed and refused.scope == "batch" and "$0.3000 left" in refused.reason
+    budget.charge(0.5)
+    assert budget.exhausted() and budget.remaining_usd() == 0.0
+    assert not BatchBudget(None).exhausted() and BatchBudget(None).remaining_usd() is None
+
+
+# ----------------------------------------------------------------------------------------- estimates
+
+
+def test_estimate_uses_real_prompts_typical_replies_and_the_rosters_prices():
+    roster = load_roster("scripted")
+    files = {"pkg/mod.py": "x = 1\n" * 100}
+    sizes = prompt_sizes("Add a function.", files)
+    assert sizes["plan"] > 600 and sizes["implement"] > sizes["plan"] and sizes["review"] > sizes["implement"]
+    plan = stage_estimate("plan", roster.planner, sizes["plan"], flat_price)
+    assert plan.prompt_tokens == tokens_for(sizes["plan"]) and plan.completion_tokens == 800
+    task = estimate_task("t", sizes, roster, 3, flat_price)
+    per_round = sum(s.cost_usd for s in task.stages if s.stage != "plan")
+    assert task.expected_usd == pytest.approx(plan.cost_usd + per_round)
+    assert task.worst_usd == pytest.approx(plan.cost_usd + 3 * per_round)
+    batch = estimate_batch([task, task], roster, 3)
+    assert batch.expected_usd == pytest.approx(2 * task.expected_usd)
+    assert set(batch.by_stage_expected_usd) == {"plan", "implement", "review"}
+    assert any("characters / 4" in line for line in batch.assumptions)
+
+
+def test_completion_estimate_is_capped_at_max_tokens():
+    model = load_roster("scripted").planner.model_copy(update={"max_tokens": 100})
+    assert stage_estimate("plan", model, 4000, flat_price).completion_tokens == 100
+
+
+# -------------------------------------------------------------------------------------------- resume
+
+
+def _result(status: TaskStatus, digest: str) -> TaskResult:
+    cost = CostSummary(total=StageCost(calls=4, fresh_calls=4, cost_usd=0.01), by_stage={"plan": StageCost(calls=1, fresh_calls=1)})
+    return TaskResult(batch_id="b", task_id="t", repo="/r", status=status, spec_digest=digest, cost=cost)
+
+
+def test_only_finished_results_of_the_same_task_roster_and_policy_are_reused():
+    manifest = load_manifest(ROOT / "examples/demo.yaml")
+    spec, roster = manifest.tasks[0], load_roster("scripted")
+    digest = spec_digest(spec, roster, Policy())
+    assert digest == spec_digest(spec, roster, Policy())
+    assert digest != spec_digest(spec, roster, Policy(max_rounds=2))
+    assert digest != spec_digest(manifest.tasks[1], roster, Policy())
+    assert reusable(_result(TaskStatus.escalated, digest), digest)
+    assert not reusable(_result(TaskStatus.error, digest), digest)
+    assert not reusable(_result(TaskStatus.skipped, digest), digest)
+    assert not reusable(_result(TaskStatus.resolved, "other"), digest)
+    assert not reusable(None, digest)
+    kept = as_reused(_result(TaskStatus.resolved, digest))
+    assert kept.reused and kept.cost.total.calls == 4 and kept.cost.total.fresh_calls == 0
+    assert kept.cost.by_stage["plan"].fresh_calls == 0 and kept.cost.total.cost_usd == 0.01
+
+
+# ------------------------------------------------------------------------------------------ requests
+
+
+def test_request_becomes_a_validated_task_spec(tmp_path):
+    repo = ROOT / "examples/textkit/repo"
+    spec = request_spec(TaskRequest(repo=str(repo), task="Add slugify.", task_id="", ref=None, script=""))
+    assert spec.id == request_id(str(repo), "Add slugify.") and spec.id.startswith("repo-")
+    assert spec.repo == str(repo) and spec.script is None and spec.ref is None
+    with pytest.raises(ManifestError, match="repository path .* does not exist"):
+        request_spec(TaskRequest(repo=str(tmp_path / "nope"), task="x"))
+    with pytest.raises(ManifestError, match="task text is empty"):
+        request_spec(TaskRequest(repo=str(repo), task="   "))
+
+
+def test_a_git_url_is_cloned_once_and_prepared_like_a_local_repo(tmp_path):
+    from tasks.remote import is_remote, mirror
+    from tasks.workspace import prepare_workspace, read_context
+
+    origin = tmp_path / "origin"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
+    (origin / "mod.py").write_text("VALUE = 1\n")
+    subprocess.run(["git", "-C", str(origin), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(origin), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], check=True)
+    url = f"file://{origin}"
+    assert is_remote(url) and is_remote("git@github.com:acme/widgets.git") and not is_remote(str(origin))
+    spec = request_spec(TaskRequest(repo=url, task="Change VALUE."))
+    assert spec.repo == url
+    work = tmp_path / "work"
+    work.mkdir()
+    clone = mirror(url, work)
+    assert mirror(url, work) == clone  # made once per task
+    workspace = prepare_workspace(clone, work, ref="main")
+    assert read_context(Path(workspace.path)) == {"mod.py": "VALUE = 1\n"}
+
+
+def test_unreachable_git_url_is_a_clear_error(tmp_path):
+    from tasks.remote import mirror
+    from tasks.workspace import WorkspaceError
+
+    with pytest.raises(WorkspaceError, match="could not clone file:///nowhere"):
+        mirror("file:///nowhere/repo.git", tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ S3 input
+
+
+def test_manifest_is_read_from_s3(tmp_path, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    text = (ROOT / "examples/demo.yaml").read_text()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="manifests")
+        s3.put_object(Bucket="manifests", Key="nightly/demo.yaml", Body=text.encode())
+        manifest = load_manifest("s3://manifests/nightly/demo.yaml", base=ROOT / "examples")
+        assert [t.id for t in manifest.tasks] == ["textkit-slugify", "filestats-count-lines", "userdir-permission-cache"]
+        assert manifest.source == "s3://manifests/nightly/demo.yaml"
+        with pytest.raises(ManifestError, match="does not exist"):
+            load_manifest("s3://manifests/nightly/missing.yaml")
+        with pytest.raises(ManifestError, match="needs a bucket and a key"):
+            load_manifest("s3://manifests")
+
+
+# ------------------------------------------------------------------------------------ batch plumbing
+
+
+def test_nightly_batch_ids_are_dated_in_utc():
+    from flows.batch import dated_id
+
+    late = datetime(2026, 11, 28, 23, 30, tzinfo=timezone.utc)
+    assert dated_id("nightly", late) == "nightly-2026-11-28"
+
+
+def test_fan_out_result_comes_from_the_store_only_when_the_run_completed(tmp_path):
+    from prefect.client.schemas.objects import FlowRun, State, StateType
+
+    from tasks.fan_out import deployment_parameters, result_of_run
+
+    spec = load_manifest(ROOT / "examples/demo.yaml").tasks[0]
+    store = tmp_path / "store"
+    finished = TaskResult(batch_id="b", task_id=spec.id, repo=spec.repo, status=TaskStatus.resolved)
+    key = store / "runs/b" / spec.id / "result.json"
+    key.parent.mkdir(parents=True)
+    key.write_text(finished.model_dump_json())
+
+    def run(state_type: StateType, message: str = "") -> FlowRun:
+        return FlowRun(name="brave-otter", flow_id="00000000-0000-0000-0000-000000000000", state=State(type=state_type, message=message))
+
+    assert result_of_run(run(StateType.COMPLETED), spec, "b", str(store), "d/x").status == TaskStatus.resolved
+    crashed = result_of_run(run(StateType.CRASHED, "worker lost"), spec, "b", str(store), "d/x")
+    assert crashed.status == TaskStatus.error and "did not finish (crashed: worker lost)" in crashed.reason
+    params = deployment_parameters(spec, load_roster("scripted"), Policy(), str(store), "b", 1.0)
+    assert params["task_id"] == spec.id and params["check_limits"] is False
+    assert params["roster"]["planner"]["model"] == "scripted/claude-sonnet-4-5"

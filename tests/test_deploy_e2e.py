@@ -1,0 +1,229 @@
+"""End to end, the way a team runs quorum: a real Prefect server, `prefect deploy --all` from the real
+prefect.yaml, a process work pool with two workers, runs started by API and by event, one worker
+killed mid-batch and the batch resumed. Scripted models; everything else is real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from quorum.devstack import REPO_ROOT, LocalPrefectStack
+
+BATCH = "quorum-batch-from-files/nightly"
+REQUEST = "quorum-task-request/on-request"
+DEMO_CALLS = 13  # LLM calls of a cold demo batch (see tests/test_flow.py)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("stack")
+    store = home / "store"
+    with LocalPrefectStack(home, extra_env={"QUORUM_STORE": str(store)}) as stack:
+        stack.store = store  # type: ignore[attr-defined]
+        stack.deploy_all()
+        # INFO so each worker logs the runs it submits; a limit of 2 runs each makes a batch use both.
+        for name in ("worker-a", "worker-b"):
+            stack.env["PREFECT_LOGGING_LEVEL"] = "INFO"
+            stack.start_worker(name, limit=2)
+        stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
+        yield stack
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def submitted_by(stack: LocalPrefectStack, worker: str) -> set[str]:
+    """Flow run ids a worker says it submitted (from its log)."""
+    return set(re.findall(r"[Ss]ubmitting flow run '([0-9a-f-]{36})'", stack.log_text(worker)))
+
+
+def test_deploy_registers_schedule_and_event_trigger(stack):
+    nightly = stack.api("GET", "/deployments/name/quorum-batch-from-files/nightly")
+    schedules = [s["schedule"] for s in nightly["schedules"]]
+    assert schedules == [{"cron": "0 2 * * *", "timezone": "UTC", "day_or": True}]
+    assert nightly["work_pool_name"] == "quorum-process"
+    assert nightly["parameters"]["dated_batch_id"] is True
+
+    request = stack.api("GET", "/deployments/name/quorum-task-request/on-request")
+    automations = stack.api("POST", "/automations/filter", {})
+    linked = [
+        a for a in automations
+        if any(action.get("deployment_id") == request["id"] for action in a["actions"])
+    ]  # fmt: skip
+    assert len(linked) == 1
+    trigger = linked[0]["trigger"]
+    assert trigger["expect"] == ["quorum.task.requested"]
+    assert trigger["match"] == {"prefect.resource.id": "quorum.repo.*"}
+
+
+def test_batch_fans_out_over_both_workers(stack):
+    run_id = stack.run_deployment(BATCH, {"fan_out": True, "batch_id": "e2e-fanout", "max_parallel": 3})
+    run = stack.wait_final(run_id, timeout_s=600)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+
+    report = read_json(stack.store / "runs/e2e-fanout/report.json")
+    assert report["mode"] == "fan-out"
+    outcomes = {r["task_id"]: r["status"] for r in report["results"]}
+    assert outcomes == {
+        "textkit-slugify": "resolved",
+        "filestats-count-lines": "resolved",
+        "userdir-permission-cache": "escalated",
+    }
+    task_runs = [r for r in stack.flow_runs(deployment=REQUEST) if r["parameters"].get("batch_id") == "e2e-fanout"]
+    assert sorted(r["name"] for r in task_runs) == sorted(outcomes)
+    assert all(r["state"]["type"] == "COMPLETED" for r in task_runs)
+    assert all(r["parent_task_run_id"] for r in task_runs), "task runs should show under the batch run"
+
+    ran = {r["id"] for r in task_runs} | {run_id}
+    by_a, by_b = submitted_by(stack, "worker-a") & ran, submitted_by(stack, "worker-b") & ran
+    assert by_a and by_b, f"both workers should share the batch: a={len(by_a)} b={len(by_b)}"
+    assert by_a | by_b == ran
+
+
+def test_event_triggers_the_single_task_deployment(stack):
+    examples = REPO_ROOT / "examples" / "textkit"
+    stack.python(
+        "from quorum.events import emit, task_requested_event\n"
+        f"event = task_requested_event({str(examples / 'repo')!r}, {(examples / 'task.md').read_text()!r},"
+        " task_id='event-textkit', source='test',"
+        f" extra={{'script': {str(examples / 'script.yaml')!r}, 'acceptance': {str(examples / 'acceptance')!r}}})\n"
+        "emit(event)\n"
+    )
+    deadline = time.monotonic() + 120
+    runs: list[dict] = []
+    while not runs and time.monotonic() < deadline:
+        runs = [r for r in stack.flow_runs(deployment=REQUEST) if r["parameters"].get("task_id") == "event-textkit"]
+        time.sleep(1)
+    assert len(runs) == 1, "the event should start exactly one run of the single-task deployment"
+    run = stack.wait_final(runs[0]["id"], timeout_s=300)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    result = read_json(stack.store / "runs/requests/event-textkit/result.json")
+    assert result["status"] == "resolved"
+
+
+def _bare_repo(tmp_path: Path, source: Path) -> str:
+    """A git repository (branch main) holding `source`, as a file:// URL a worker can clone."""
+    import shutil
+    import subprocess
+
+    work = tmp_path / "work"
+    shutil.copytree(source, work)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run([*git, "-C", str(work), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "initial"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp_path / "widgets.git")], check=True)
+    return f"file://{tmp_path / 'widgets.git'}"
+
+
+def test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused(stack, tmp_path):
+    """The receiver runs as its own process, as deployed. An issue labelled `quorum` (GitHub's sample
+    payload, pointed at a local clone URL) becomes a run of the single-task deployment that clones the
+    repository and records its result; the same delivery unsigned is refused and starts nothing."""
+    import urllib.error
+    import urllib.request
+
+    from quorum.devstack import free_port
+    from quorum.github_events import sign
+
+    payload = json.loads((Path(__file__).parent / "fixtures/github/issues_labeled.json").read_text())
+    payload["repository"]["clone_url"] = _bare_repo(tmp_path, REPO_ROOT / "examples/textkit/repo")
+    payload["issue"]["number"] = 4242
+    body = json.dumps(payload).encode()
+    secret = "e2e-webhook-secret"
+    port = free_port()
+    stack.env["QUORUM_GITHUB_WEBHOOK_SECRET"] = secret
+    try:
+        stack._spawn("webhook", [sys.executable, "-m", "quorum.webhook", "--port", str(port)])
+    finally:
+        del stack.env["QUORUM_GITHUB_WEBHOOK_SECRET"]
+
+    def deliver(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/", data=body, method="POST",
+            headers={"Content-Type": "application/json", "X-GitHub-Event": "issues",
+                     "X-GitHub-Delivery": "e2e-1", **headers},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.3)
+
+    def runs_for_issue() -> list[dict]:
+        return [r for r in stack.flow_runs(deployment=REQUEST) if r["parameters"].get("task_id") == "issue-4242"]
+
+    assert deliver({}) == 401
+    assert deliver({"X-Hub-Signature-256": sign("wrong-secret", body)}) == 403
+    time.sleep(5)
+    assert runs_for_issue() == [], "a refused delivery must start nothing"
+
+    assert deliver({"X-Hub-Signature-256": sign(secret, body)}) == 200
+    deadline = time.monotonic() + 120
+    runs: list[dict] = []
+    while not runs and time.monotonic() < deadline:
+        runs = runs_for_issue()
+        time.sleep(1)
+    assert len(runs) == 1
+    params = runs[0]["parameters"]
+    assert params["repo"] == payload["repository"]["clone_url"] and params["ref"] == "main"
+    assert params["task"].startswith(payload["issue"]["title"])
+    run = stack.wait_final(runs[0]["id"], timeout_s=300)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    result = read_json(stack.store / "runs/requests/issue-4242/result.json")
+    # The deployment's default roster is the scripted one, and a GitHub issue carries no script: the
+    # repository was cloned and the task recorded, and the missing script is the reported reason.
+    assert result["status"] == "error" and "needs a script file" in result["reason"]
+    assert "e2e-webhook-secret" not in stack.log_text("webhook")
+
+
+def test_killed_worker_batch_resumes_without_paying_twice(stack):
+    """A batch runs in-process on one worker; that worker (and its flow-run process) is SIGKILLed after
+    the first task finished. Running the batch again with the same id keeps the finished result and
+    pays no call for it; the remaining tasks finish on the surviving worker."""
+    params = {"batch_id": "e2e-resume", "max_parallel": 1}
+    first = stack.run_deployment(BATCH, params)
+    first_result = stack.store / "runs/e2e-resume/textkit-slugify/result.json"
+    deadline = time.monotonic() + 300
+    while not first_result.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert first_result.exists(), stack.flow_run(first)["state"]
+    assert not (stack.store / "runs/e2e-resume/report.json").exists()
+
+    holder = next(w for w in ("worker-a", "worker-b") if first in submitted_by(stack, w))
+    survivor = "worker-b" if holder == "worker-a" else "worker-a"
+    stack.hard_kill(holder)
+    time.sleep(3)
+    assert not (stack.store / "runs/e2e-resume/report.json").exists(), "the killed batch must not have finished"
+    assert stack.flow_run(first)["state"]["type"] == "RUNNING"  # what a crashed machine leaves behind
+
+    second = stack.run_deployment(BATCH, params)
+    run = stack.wait_final(second, timeout_s=600)
+    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert second in submitted_by(stack, survivor)
+
+    report = read_json(stack.store / "runs/e2e-resume/report.json")
+    by_id = {r["task_id"]: r for r in report["results"]}
+    assert len(by_id) == 3 and report["reused_results"] >= 1
+    kept = by_id["textkit-slugify"]
+    assert kept["reused"] and kept["status"] == "resolved"
+    assert kept["cost"]["total"]["calls"] > 0 and kept["cost"]["total"]["fresh_calls"] == 0
+    assert {r["status"] for r in by_id.values()} == {"resolved", "escalated"}
+    assert report["fresh_llm_calls"] < DEMO_CALLS - kept["cost"]["total"]["calls"] + 1
+    assert os.environ.get("QUORUM_STORE") is None  # the stack's settings stayed in its own processes
