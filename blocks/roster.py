@@ -14,7 +14,7 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field, ValidationError
 
-from quorum.roster import Roster, RosterError, load_roster
+from quorum.roster import Roster, RosterError, load_roster, validation_summary
 
 # Block fields that map one-to-one onto top-level roster keys (None / empty means "not set").
 _DIRECT_KEYS = ("planner", "implementer", "reviewers", "limits", "task_budget_usd", "batch_budget_usd")
@@ -115,7 +115,7 @@ class QuorumRoster(Block):
         try:
             return Roster.model_validate(data)
         except ValidationError as exc:
-            raise RosterError(f"{label}: {_summarize(exc)}") from None
+            raise RosterError(f"{label}: {validation_summary(exc)}") from None
 
     @classmethod
     def from_roster(cls, roster: Roster) -> QuorumRoster:
@@ -130,11 +130,3 @@ class QuorumRoster(Block):
         """A block from a shipped roster name or a roster YAML file, validated first."""
         return cls.from_roster(load_roster(name_or_path))
 
-
-def _summarize(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        where = ".".join(str(p) for p in err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)

@@ -260,10 +260,11 @@ def load_roster(name_or_path: str | Path) -> Roster:
     try:
         return Roster.model_validate(data)
     except ValidationError as exc:
-        raise RosterError(f"roster {path}: {_first_errors(exc)}") from exc
+        raise RosterError(f"roster {path}: {validation_summary(exc)}") from exc
 
 
-def _first_errors(exc: ValidationError) -> str:
+def validation_summary(exc: ValidationError) -> str:
+    """The first three problems of a validation error, one line, with where each one is."""
     parts = []
     for err in exc.errors()[:3]:
         where = ".".join(str(p) for p in err["loc"])
