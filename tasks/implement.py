@@ -13,7 +13,7 @@ from tasks.patching import check_patch_safety, extract_diff
 from tasks.plan import render_plan_markdown
 from tasks.prompting import DATA_RULE, delimit, render_repository
 
-PROMPT_VERSION = "implement-1"
+PROMPT_VERSION = "implement-2"
 
 
 class ImplementOutput(StageOutput):

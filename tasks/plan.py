@@ -11,7 +11,7 @@ from quorum.roster import StageModel
 from tasks.llm_stage import LLM_TASK_OPTIONS, StageOutput
 from tasks.prompting import DATA_RULE, delimit, json_schema_hint, parse_model_reply, render_repository
 
-PROMPT_VERSION = "plan-1"
+PROMPT_VERSION = "plan-2"
 
 
 class PlanOutput(StageOutput):

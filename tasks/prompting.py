@@ -23,9 +23,17 @@ _TEMP_PATH = re.compile(re.escape(tempfile.gettempdir().rstrip("/")) + r"/[^\s/:
 _FENCED_JSON = re.compile(r"```(?:json)?\s*\n(.*?)```", re.DOTALL)
 
 
+_DATA_TAGS = ("repository", "file", "task", "plan", "patch", "report")  # the blocks DATA_RULE names
+# Anything a model could read as the end of a data block: any case, spaces around the slash, e.g. "</ File >".
+_CLOSING_LOOKALIKE = re.compile(r"<\s*/\s*(" + "|".join(_DATA_TAGS) + r")\b", re.IGNORECASE)
+
+
 def delimit(tag: str, content: str, **attrs: str) -> str:
-    """Wrap data in a tag, neutralising any closing tag of the same name inside it."""
-    safe = content.replace(f"</{tag}>", f"<\\/{tag}>")
+    """Wrap data in a tag, neutralising anything inside that reads as the closing tag of a data block."""
+    return _wrap(tag, _CLOSING_LOOKALIKE.sub(lambda match: "<\\/" + match.group(1), content), attrs)
+
+
+def _wrap(tag: str, safe: str, attrs: dict[str, str]) -> str:
     rendered_attrs = "".join(f' {key}="{_attr(value)}"' for key, value in attrs.items())
     return f"<{tag}{rendered_attrs}>\n{safe}\n</{tag}>"
 
@@ -36,7 +44,7 @@ def _attr(value: str) -> str:
 
 def render_repository(files: dict[str, str]) -> str:
     body = "\n".join(delimit("file", content, path=path) for path, content in sorted(files.items()))
-    return delimit("repository", body)
+    return _wrap("repository", body, {})  # each file's content is neutralised already; its own </file> must stay
 
 
 def json_schema_hint(model: type[BaseModel]) -> str:

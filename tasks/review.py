@@ -13,7 +13,7 @@ from tasks.implement import render_findings
 from tasks.plan import render_plan_markdown
 from tasks.prompting import DATA_RULE, stable_text, delimit, json_schema_hint, parse_model_reply, render_repository
 
-PROMPT_VERSION = "review-1"
+PROMPT_VERSION = "review-2"
 
 
 def render_tool_report(verification: list[VerificationReport]) -> str:
