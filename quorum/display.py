@@ -68,8 +68,8 @@ class BatchDisplay:
     def _on_event(self, event: progress.ProgressEvent) -> None:
         if event.done:
             style = STATUS_STYLE.get(event.stage, "white")
-            reason = f" — {event.detail}" if event.detail else ""
-            self.progress.console.print(f"  [{style}]{event.stage:<10}[/{style}] {event.task_id}{reason[:160]}")
+            reason = f" — {one_line(event.detail, 160)}" if event.detail else ""
+            self.progress.console.print(f"  [{style}]{event.stage:<10}[/{style}] {event.task_id}{reason}")
             self.progress.advance(self.bar)
         else:
             detail = f" ({event.detail})" if event.detail else ""
@@ -136,3 +136,12 @@ def print_estimate(estimate: BatchEstimate, *, simulated: bool, console: Console
     console.print("assumptions:")
     for assumption in estimate.assumptions:
         console.print(f"  - {assumption}")
+
+
+def one_line(text: str, limit: int) -> str:
+    """Text on one line (runs of whitespace, newlines included, become one space), cut at a word with '…'."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1].rsplit(" ", 1)[0] if " " in flat[: limit - 1] else flat[: limit - 1]
+    return cut + "…"
