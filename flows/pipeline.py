@@ -178,7 +178,10 @@ def _run_rounds(
             progress.report(spec.id, "verify", f"round {round_no}")
             futures = [
                 semgrep_task.submit(workspace.path, patch.files, patch.added_lines, label=label),
-                bandit_task.submit(workspace.path, patch.files, patch.added_lines, label=label),
+                bandit_task.submit(
+                    workspace.path, patch.files, patch.added_lines, label=label,
+                    min_severity=policy.bandit_min_severity, min_confidence=policy.bandit_min_confidence,
+                ),
                 pytest_task.submit(workspace.path, label=label),
             ]
             reports = [future.result() for future in futures]

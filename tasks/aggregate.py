@@ -18,12 +18,15 @@ No LLM call happens here. The rules, in order (docs/policy.md explains them):
 
 from __future__ import annotations
 
+from typing import Literal
+
 from prefect import task
 from pydantic import BaseModel, Field
 
 from quorum.models import Decision, Finding, Outcome, ReviewResult, Severity, VerificationReport
 
 POLICY_VERSION = "2026.11.1"
+BanditLevel = Literal["low", "medium", "high"]
 LINE_TOLERANCE = 3
 
 
@@ -34,6 +37,8 @@ class Policy(BaseModel):
     confirmations_needed: int = Field(default=2, ge=1, description="Reviewers who must raise a finding to confirm it.")
     verify_before_review: bool = Field(default=True, description="Skip paid reviews when verification fails.")
     task_budget_usd: float | None = Field(default=None, gt=0, description="Stop a task (failed: budget) past this spend.")
+    bandit_min_severity: BanditLevel = Field(default="medium", description="Bandit results below this severity never block.")
+    bandit_min_confidence: BanditLevel = Field(default="medium", description="Bandit results below this confidence are ignored.")
 
 
 class AggregationInput(BaseModel):

@@ -27,8 +27,13 @@ def semgrep_task(workspace: str, files: list[str], added_lines: dict[str, list[i
 
 
 @task(name="bandit", task_run_name="bandit · {label}", retries=1)
-def bandit_task(workspace: str, files: list[str], added_lines: dict[str, list[int]], label: str = "") -> VerificationReport:
-    return run_bandit(Path(workspace), python_files(files), added_lines)
+def bandit_task(
+    workspace: str, files: list[str], added_lines: dict[str, list[int]], label: str = "",
+    min_severity: str = "medium", min_confidence: str = "medium",
+) -> VerificationReport:  # fmt: skip
+    return run_bandit(
+        Path(workspace), python_files(files), added_lines, min_severity=min_severity, min_confidence=min_confidence
+    )
 
 
 @task(name="pytest", task_run_name="pytest · {label}")

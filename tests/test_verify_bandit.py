@@ -144,3 +144,24 @@ def test_parse_errors_array_is_incomplete() -> None:
 def test_parse_not_json_is_error() -> None:
     status, _, _ = parse_bandit_json("[main]\tERROR something broke", None)
     assert status == VerificationStatus.error
+
+
+def test_policy_thresholds_reach_bandit(tmp_path):
+    """The policy's Bandit thresholds decide what blocks. B105 (a hard-coded password) is low severity,
+    medium confidence: it blocks only when the severity bar is lowered, and not when confidence is raised."""
+    from tasks.aggregate import Policy
+    from tasks.verify import bandit_task
+
+    (tmp_path / "app.py").write_text('password = "hunter2"\n')
+    added = {"app.py": [1]}
+    default = Policy()
+    assert bandit_task.fn(
+        str(tmp_path), ["app.py"], added, min_severity=default.bandit_min_severity
+    ).status.value == "passed"
+    strict = Policy(bandit_min_severity="low")
+    report = bandit_task.fn(str(tmp_path), ["app.py"], added, min_severity=strict.bandit_min_severity)
+    assert report.status.value == "failed" and "B105" in report.summary
+    ignored = bandit_task.fn(str(tmp_path), ["app.py"], added, min_severity="low", min_confidence="high")
+    assert ignored.status.value == "passed" and "below confidence high ignored" in ignored.summary
+    with pytest.raises(ValueError):
+        Policy(bandit_min_severity="severe")
