@@ -20,6 +20,20 @@ def quorum(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Complet
     )  # fmt: skip
 
 
+def quorum_in_process(*args: str, cwd: Path, monkeypatch, capsys, unset: tuple[str, ...] = ()) -> tuple[int, str]:
+    """`quorum ARGS` run by `main()` in this process (litellm is imported once, not per test); env restored after."""
+    from unittest import mock
+
+    from quorum.cli import main
+
+    monkeypatch.chdir(cwd)
+    with mock.patch.dict(os.environ):
+        for name in unset:
+            os.environ.pop(name, None)
+        code = main(list(args))
+    return code, capsys.readouterr().err
+
+
 def test_help_lists_commands_and_exit_codes(tmp_path):
     result = quorum("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -53,35 +67,36 @@ def manifest(tmp_path):
         (lambda m, t: ["batch", m(), "--roster", "scripted", "--max-rounds", "0"], "--max-rounds"),
     ],
 )
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, manifest, make_args, message):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, manifest, make_args, message, monkeypatch, capsys):
     args = make_args(manifest, tmp_path)
     args = [a for a in args if a is not None]
-    result = quorum(*args, cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("quorum: error:"), result.stderr
+    code, stderr = quorum_in_process(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 2, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("quorum: error:"), stderr
     assert message in lines[0]
     assert not (tmp_path / ".quorum").exists()
 
 
-def test_unknown_model_in_roster_file_is_refused(tmp_path, manifest):
+def test_unknown_model_in_roster_file_is_refused(tmp_path, manifest, monkeypatch, capsys):
     roster = {"planner": {"model": "anthropic/claude-nope-9"}, "implementer": {"model": "deepseek/deepseek-chat"},
               "reviewers": [{"model": "openai/gpt-5-mini"}, {"model": "gemini/gemini-2.5-flash"}]}  # fmt: skip
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(roster))
-    result = quorum("batch", manifest(), "--roster", str(tmp_path / "r.yaml"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert "anthropic/claude-nope-9" in result.stderr
+    code, stderr = quorum_in_process(
+        "batch", manifest(), "--roster", str(tmp_path / "r.yaml"), cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2
+    assert "anthropic/claude-nope-9" in stderr
 
 
-def test_missing_api_key_is_named_before_any_call(tmp_path, manifest):
-    env = {k: "" for k in ("ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")}
-    clean = {k: v for k, v in os.environ.items() if k not in env}
-    result = subprocess.run(
-        [sys.executable, "-m", "quorum.cli", "batch", manifest(), "--roster", "default"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=clean,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "missing API key" in result.stderr and "ANTHROPIC_API_KEY" in result.stderr
+def test_missing_api_key_is_named_before_any_call(tmp_path, manifest, monkeypatch, capsys):
+    keys = ("ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+    code, stderr = quorum_in_process(
+        "batch", manifest(), "--roster", "default", cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys, unset=keys
+    )
+    assert code == 2
+    assert "missing API key" in stderr and "ANTHROPIC_API_KEY" in stderr
+    assert not (tmp_path / ".quorum").exists()
 
 
 def test_demo_batch_from_the_cli_then_warm_rerun_makes_no_calls(prefect_harness, tmp_path):

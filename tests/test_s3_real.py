@@ -56,6 +56,9 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory):
     proc = subprocess.Popen(
         [WEED, "server", f"-dir={data}", "-ip=127.0.0.1", "-s3", f"-s3.port={s3_port}", *ports],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # weed turns on S3 auth with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY from its environment when set
+        # (other tests set them); without them it accepts any credentials, which is what this test wants.
+        env={key: value for key, value in os.environ.items() if not key.startswith("AWS_")},
     )  # fmt: skip
     url = f"http://127.0.0.1:{s3_port}"
     import boto3
