@@ -8,6 +8,7 @@ testable with plain exceptions and hold when a provider sends a permanent error 
 from __future__ import annotations
 
 import email.utils
+import logging
 import os
 import random
 import re
@@ -25,6 +26,7 @@ class ErrorKind(str, Enum):
     timeout = "timeout"
     connection = "connection"
     auth = "auth"
+    quota = "quota"
     context_length = "context_length"
     content_filter = "content_filter"
     bad_request = "bad_request"
@@ -67,12 +69,16 @@ _MESSAGE_PATTERNS: tuple[tuple[ErrorKind, re.Pattern[str]], ...] = (
     (ErrorKind.content_filter, re.compile(
         r"content[ _]policy|content[ _]filter|content management policy|safety system|safety (settings|filters?)|"
         r"flagged by|blocked by .*(filter|polic|safety)|responsible ai|prompt was blocked", re.I)),
+    (ErrorKind.quota, re.compile(
+        r"insufficient[_ ]quota|exceeded your current quota|billing (hard )?limit|credit balance is too low", re.I)),
     (ErrorKind.auth, re.compile(
         r"(invalid|incorrect|missing|bad|not valid|expired)[^.\n]{0,20}api[ _-]?key|"
         r"api[ _-]?key[^.\n]{0,20}(invalid|not valid|incorrect|missing|expired)|"
         r"unauthori[sz]ed|authentication (failed|error)|permission denied|invalid credentials", re.I)),
 )  # fmt: skip
-_RETRYABLE_CLASS_OVERRIDES = frozenset({ErrorKind.context_length, ErrorKind.content_filter})
+# Kinds a message may impose on an error whose class or status says "retry": a 500 wrapping a
+# content-filter refusal, a 429 that is really an exhausted quota (retrying cannot help either).
+_RETRYABLE_CLASS_OVERRIDES = frozenset({ErrorKind.context_length, ErrorKind.content_filter, ErrorKind.quota})
 
 _STATUS_KINDS = {401: ErrorKind.auth, 403: ErrorKind.auth, 404: ErrorKind.not_found, 408: ErrorKind.timeout,
                  409: ErrorKind.server_error, 425: ErrorKind.rate_limit, 429: ErrorKind.rate_limit}  # fmt: skip
@@ -83,36 +89,36 @@ def _class_names(exc: BaseException) -> list[str]:
 
 
 def classify_error(exc: BaseException) -> ErrorKind:
-    """What kind of failure an exception from a model call is; only TRANSIENT_KINDS are worth retrying."""
+    """What kind of failure an exception from a model call is; only TRANSIENT_KINDS are worth retrying.
+
+    1. A specific permanent class or status (auth, context window, content policy, not found) decides.
+    2. Otherwise the message may name a permanent cause: "400 bad request: context length exceeded",
+       a gateway's 500 wrapping a content-filter refusal, a 429 that is an exhausted quota. Behind a
+       retryable class or status (429, 5xx, timeout, connection) only the unambiguous causes count,
+       not a stray "api key" in an upstream traceback.
+    3. Otherwise the class or status decides (a plain 400 is a bad request); unknown errors are `other`.
+    """
     names = _class_names(exc)
-    by_class = next((kind for name, kind in _KIND_BY_CLASS if name in names), None)
-    if by_class is not None and by_class not in (ErrorKind.server_error, ErrorKind.connection):
-        return by_class
     status = getattr(exc, "status_code", None)
+    kind = next((kind for name, kind in _KIND_BY_CLASS if name in names), None)
+    if kind is None and isinstance(status, int):
+        kind = _STATUS_KINDS.get(status) or (ErrorKind.server_error if status >= 500 else None)
+    if kind is None and isinstance(exc, TimeoutError):
+        kind = ErrorKind.timeout
+    if kind is None and isinstance(exc, ConnectionError):
+        kind = ErrorKind.connection
+    if kind is not None and not kind.transient:
+        return kind
     message = str(exc)
-    if by_class is None and isinstance(status, int) and status in _STATUS_KINDS:
-        return _STATUS_KINDS[status]
-    # A permanent message beats a generic class or status: "400 bad request: context length exceeded",
-    # or a gateway's 500 wrapping a content-filter refusal, must not be retried. A retryable class
-    # (5xx, connection) is only overruled by the unambiguous kinds, not by a stray "api key" in a traceback.
-    for kind, pattern in _MESSAGE_PATTERNS:
-        if by_class is not None and kind not in _RETRYABLE_CLASS_OVERRIDES:
+    for candidate, pattern in _MESSAGE_PATTERNS:
+        if kind is not None and candidate not in _RETRYABLE_CLASS_OVERRIDES:
             continue
         if pattern.search(message):
-            return kind
-    if by_class is not None:
-        return by_class
-    if isinstance(status, int):
-        if status >= 500:
-            return ErrorKind.server_error
-        if status == 400 or "BadRequestError" in names:
-            return ErrorKind.bad_request
-    if "BadRequestError" in names:
+            return candidate
+    if kind is not None:
+        return kind
+    if status == 400 or "BadRequestError" in names:
         return ErrorKind.bad_request
-    if isinstance(exc, TimeoutError):
-        return ErrorKind.timeout
-    if isinstance(exc, ConnectionError):
-        return ErrorKind.connection
     return ErrorKind.other
 
 
@@ -190,16 +196,24 @@ def backoff_delay(policy: RetryPolicy, retry_number: int, retry_after: float | N
 
 # ----- secrets ----------------------------------------------------------------------------------
 
-SECRET_ENV_NAME = re.compile(r"(API_KEY|_KEY|TOKEN|SECRET|PASSWORD)$", re.I)
+SECRET_ENV_NAME = re.compile(r"(API_KEY|_KEY|TOKEN|SECRET|PASSWORD|CREDENTIALS?)$", re.I)
 _KEY_LIKE = re.compile(r"\b(sk|pk|rk|ak)-[A-Za-z0-9_\-]{12,}|\bAIza[0-9A-Za-z_\-]{20,}")
 MIN_SECRET_LENGTH = 8
 REDACTED = "[REDACTED]"
 
 
+_secret_env_names: set[str] = set()
+
+
+def register_secret_env(names: Iterable[str]) -> None:
+    """Remember variables that hold keys whatever their names (a roster's api_key_env), for every redaction."""
+    _secret_env_names.update(name for name in names if name)
+
+
 def secret_values(extra_env_names: Iterable[str] = (), environ: Mapping[str, str] | None = None) -> list[str]:
-    """Values of environment variables that hold credentials (by name), longest first."""
+    """Values of environment variables that hold credentials (by name, or registered), longest first."""
     environ = os.environ if environ is None else environ
-    names = {name for name in environ if SECRET_ENV_NAME.search(name)} | set(extra_env_names)
+    names = {name for name in environ if SECRET_ENV_NAME.search(name)} | _secret_env_names | set(extra_env_names)
     values = {environ[name] for name in names if len(environ.get(name, "")) >= MIN_SECRET_LENGTH}
     return sorted(values, key=len, reverse=True)
 
@@ -210,6 +224,28 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= MIN_SECRET_LENGTH:
             text = text.replace(secret, REDACTED)
     return _KEY_LIKE.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that scrubs secrets from a record (message, arguments and traceback) in place.
+
+    Attached to litellm's loggers: at DEBUG litellm logs raw provider responses, and a provider may
+    echo the key it was sent. Secrets are read from the environment when a record passes, so keys
+    set after start-up are covered; with litellm at WARNING (the default here) this rarely runs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        secrets = secret_values()
+        message = record.getMessage()
+        cleaned = redact(message, secrets)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info:
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, redact(text, secrets)
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text, secrets)
+        return True
 
 
 def short(text: str, limit: int = 500) -> str:

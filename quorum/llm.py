@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 
 from quorum.call_policy import (
     ErrorKind,
+    RedactingFilter,
     RetryPolicy,
     backoff_delay,
     classify_error,
     redact,
+    register_secret_env,
     retry_after_s,
     secret_values,
     short,
@@ -66,6 +68,7 @@ TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
 CHARS_PER_TOKEN = 4
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
+logger = logging.getLogger("quorum.llm")
 _litellm_lock = threading.Lock()
 _litellm: Any = None
 _jitter = random.Random()
@@ -122,10 +125,14 @@ def get_litellm() -> Any:
                 litellm.telemetry = False
                 litellm.drop_params = True
                 litellm.set_verbose = False
-                # litellm's debug logging prints request details; keep it off unless asked for explicitly.
-                if not os.environ.get("QUORUM_LITELLM_DEBUG"):
-                    for name in LITELLM_LOGGERS:
-                        logging.getLogger(name).setLevel(logging.WARNING)
+                # litellm's debug logging prints request details and raw provider replies (which may
+                # echo the key): off unless asked for, and scrubbed of secrets either way.
+                for name in LITELLM_LOGGERS:
+                    litellm_logger = logging.getLogger(name)
+                    if not os.environ.get("QUORUM_LITELLM_DEBUG"):
+                        litellm_logger.setLevel(logging.WARNING)
+                    if not any(isinstance(f, RedactingFilter) for f in litellm_logger.filters):
+                        litellm_logger.addFilter(RedactingFilter())
                 providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != SCRIPTED_PROVIDER]
                 litellm.custom_provider_map = [
                     *providers,
@@ -171,7 +178,9 @@ def check_api_keys(roster: Roster) -> None:
 
 
 def _known_secrets(stage_model: StageModel) -> list[str]:
-    return secret_values([m.api_key_env for m in stage_model.chain() if m.api_key_env])
+    names = [m.api_key_env for m in stage_model.chain() if m.api_key_env]
+    register_secret_env(names)  # litellm's log records are scrubbed of them too (RedactingFilter)
+    return secret_values(names)
 
 
 def _estimated_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
@@ -189,9 +198,26 @@ class _Reply:
 class _Trail:
     """What happened before the reply: failed requests and time not spent on it."""
 
+    stage: str = ""
     errors: list[str] = field(default_factory=list)
     wait_s: float = 0.0
     last_kind: ErrorKind = ErrorKind.other
+
+    def note(self, model: StageModel, line: str) -> None:
+        """Record a failed request (already redacted) and log it where the run's logs go."""
+        self.errors.append(line)
+        _run_logger().warning("%s · %s %s", self.stage, model.model, line.removeprefix(f"{model.model} "))
+
+
+def _run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a run (shown in the UI), this module's logger outside."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logger
 
 
 class _GaveUp(Exception):
@@ -269,18 +295,18 @@ def _call_with_retries(
         detail = short(redact(str(failure), secrets), 300).replace("\n", " ")
         line = f"{label}request {number}: {kind.value}{f' ({status})' if status else ''} after {elapsed:.2f}s: {detail}"
         if not kind.transient:
-            trail.errors.append(line)
+            trail.note(model, line)
             raise LLMCallError(f"{model.model}: {kind.value} error (not retried): {detail}", kind, model.model)
         advised = retry_after_s(failure)
         delay = backoff_delay(policy, number, advised, _jitter)
         advice = f", retry-after {advised:g}s" if advised is not None else ""
         if number == policy.max_attempts:
-            trail.errors.append(line + advice)
+            trail.note(model, line + advice)
             raise _GaveUp(kind, f"{number} requests failed")
         if spent + delay >= policy.deadline_s:
-            trail.errors.append(line + advice)
+            trail.note(model, line + advice)
             raise _GaveUp(kind, f"the deadline of {policy.deadline_s:g}s would pass before request {number + 1}")
-        trail.errors.append(f"{line}{advice}; waiting {delay:.2f}s")
+        trail.note(model, f"{line}{advice}; waiting {delay:.2f}s")
         time.sleep(delay)
         spent += delay
         trail.wait_s += delay
@@ -330,7 +356,7 @@ def complete(
         policy = policy.model_copy(update={"attempt_timeout_s": timeout_s})
     secrets = _known_secrets(stage_model)
     started_at = time.time()
-    trail = _Trail()
+    trail = _Trail(stage=stage)
     failed: list[LLMCall] = []
     chain = stage_model.chain()
     for candidate in chain:

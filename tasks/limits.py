@@ -17,7 +17,13 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalC
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel
 
-from quorum.provider_limits import concurrency_limit_name, register_limits, rpm_limit_name, tpm_limit_name
+from quorum.provider_limits import (
+    concurrency_limit_name,
+    register_limits,
+    reserve_slots,
+    rpm_limit_name,
+    tpm_limit_name,
+)
 from quorum.roster import ProviderLimits, Roster
 
 
@@ -28,11 +34,6 @@ class LimitSpec(BaseModel):
     limit: int
     slot_decay_per_second: float = 0.0
     active: bool = True
-
-
-def provider_limits(roster: Roster) -> dict[str, ProviderLimits]:
-    """Limits per provider the roster uses: its declared limits, concurrency defaulted."""
-    return roster.provider_limits()
 
 
 def limit_specs(limits: dict[str, ProviderLimits]) -> list[LimitSpec]:
@@ -79,14 +80,20 @@ def apply_limit_specs(client: Any, specs: list[LimitSpec]) -> None:
             )
 
 
-def ensure_limits(roster: Roster) -> dict[str, ProviderLimits]:
-    limits = provider_limits(roster)
+def ensure_limits(roster: Roster, reserve: int = 0) -> dict[str, ProviderLimits]:
+    """Create or update the Prefect limits of every provider the roster uses; tell this process about them.
+
+    `reserve`: a process about to run that many tasks at once here (an in-process batch) leases up
+    to that many slots per provider now, while the server is quiet (handed back if unused).
+    """
+    limits = roster.provider_limits()
     with get_client(sync_client=True) as client:
         apply_limit_specs(client, limit_specs(limits))
     register_limits(limits)
+    reserve_slots(sorted(limits), reserve)
     return limits
 
 
 @task(name="ensure-provider-limits", task_run_name="limits · {roster.name}")
-def ensure_limits_task(roster: Roster) -> dict[str, ProviderLimits]:
-    return ensure_limits(roster)
+def ensure_limits_task(roster: Roster, reserve: int = 0) -> dict[str, ProviderLimits]:
+    return ensure_limits(roster, reserve)

@@ -29,9 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with FakeProviderServer(config, host=args.host, port=args.port) as server:
+        if args.url_file:  # complete before anyone is told the URL: written aside, then renamed
+            partial = args.url_file.with_name(args.url_file.name + ".partial")
+            partial.write_text(server.base_url + "\n")
+            partial.replace(args.url_file)
         print(server.base_url, flush=True)
-        if args.url_file:
-            args.url_file.write_text(server.base_url + "\n")
         stop.wait()
     return 0
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from quorum.fake_provider.config import PERMANENT_FAULTS, Fault, Latency, ModelBehaviour
 
 CHARS_PER_TOKEN = 4
+LOG_LENGTH = 10_000
 INVALID_JSON_REPLY = 'Here is my answer: {"summary": "unfinished, "steps": ['
 
 
@@ -113,10 +114,12 @@ class ModelState:
         self.request_bucket = TokenBucket(behaviour.rpm, now) if behaviour.rpm else None
         self.token_bucket = TokenBucket(behaviour.tpm, now) if behaviour.tpm else None
         self.counts: Counter[str] = Counter()
+        self.log: deque[tuple[float, str]] = deque(maxlen=LOG_LENGTH)  # (arrival time, outcome) per request
 
     def admit(self, request: ProviderRequest, now: float) -> Outcome:
         self.counts["requests"] += 1
         outcome = self._decide(request, now)
+        self.log.append((now, outcome.fault.value))
         self.counts[STAT_BY_FAULT[outcome.fault]] += 1
         if outcome.limited_by:
             self.counts[f"rate_limited_{outcome.limited_by}"] += 1

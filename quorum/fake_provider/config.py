@@ -66,7 +66,11 @@ class ErrorMode(BaseModel):
 
     kind: Literal["auth", "context_length", "content_filter"]
     status: int | None = Field(default=None, description="HTTP status; default 401 for auth, 400 otherwise.")
-    message: str | None = Field(default=None, description="Error message; default is the provider's usual wording.")
+    message: str | None = Field(
+        default=None,
+        description="Error message; default is the provider's usual wording (with its error type/code). A custom "
+        "message is sent as a plain error of that status, with no type or code that names the kind.",
+    )
 
     @model_validator(mode="before")
     @classmethod

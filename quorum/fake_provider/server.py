@@ -6,6 +6,9 @@ A hung request is accepted and answered with nothing until the client closes the
     with FakeProviderServer(config) as server:      # port 0: an ephemeral port
         litellm.completion(model="openai/gpt-5-mini", api_base=server.base_url, ...)
         server.stats()["models"]["gpt-5-mini"]["rate_limited"]
+
+Over HTTP (for a server in another process): GET /stats, POST /stats/reset, GET /log?model=NAME
+(arrival times on the machine's monotonic clock, and outcomes), GET /health.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs
 
 from quorum.fake_provider import wire
 from quorum.fake_provider.behaviour import ModelState, Outcome, ProviderRequest
@@ -123,6 +127,7 @@ class FakeProviderServer:
             for state in self._states.values():
                 in_flight = state.in_flight
                 state.counts.clear()
+                state.log.clear()
                 state.max_in_flight = in_flight
 
     def stats(self) -> dict[str, Any]:
@@ -135,6 +140,12 @@ class FakeProviderServer:
                 if key != "max_in_flight":
                     total[key] = total.get(key, 0) + value
         return {"models": models, "total": total}
+
+    def request_log(self, model: str) -> list[tuple[float, str]]:
+        """(time.monotonic() at arrival, outcome) of the latest requests to a model, oldest first."""
+        with self._lock:
+            state = self._states.get(model)
+            return list(state.log) if state is not None else []
 
     def _state(self, model: str) -> ModelState | None:
         with self._lock:
@@ -191,6 +202,9 @@ class FakeProviderServer:
             return wire.WireResponse(200, self.stats())
         if method == "GET" and path.rstrip("/") in ("", "/health"):
             return wire.WireResponse(200, {"status": "ok"})
+        if method == "GET" and path.rstrip("/") == "/log":  # /log?model=NAME: arrivals (time.monotonic) and outcomes
+            model = (parse_qs(target.partition("?")[2]).get("model") or [""])[0]
+            return wire.WireResponse(200, {"model": model, "requests": self.request_log(model)})
         if method == "POST" and path.rstrip("/") == "/stats/reset":
             self.reset_stats()
             return wire.WireResponse(200, {"status": "reset"})

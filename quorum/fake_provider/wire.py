@@ -164,7 +164,8 @@ def error(
     fault = outcome.fault
     status = error_status(request.api, fault, mode)
     retry = outcome.retry_after_s
-    message = (mode.message if mode is not None and mode.message else None) or _DEFAULT_MESSAGES[(request.api, fault)]
+    custom = mode.message if mode is not None and mode.message else None
+    message = custom or _DEFAULT_MESSAGES[(request.api, fault)]
     message = message.replace("{retry}", f"{retry or 0:g}")
     if echo_key and request.api_key:
         message = f"{message} (key: {request.api_key})"
@@ -172,12 +173,14 @@ def error(
     if fault is Fault.rate_limit and retry is not None:
         headers["retry-after"] = str(max(1, math.ceil(retry)) if retry > 0 else 0)
         headers["retry-after-ms"] = str(int(round(retry * 1000)))
-    return WireResponse(status, error_body(request.api, status, message, fault), headers)
+    # A custom message comes as a plain error: no provider-specific type or code says what it is.
+    return WireResponse(status, error_body(request.api, status, message, None if custom else fault), headers)
 
 
 def error_body(api: str, status: int, message: str, fault: Fault | None = None) -> dict[str, Any]:
     if api == ANTHROPIC:
-        kind = _ANTHROPIC_TYPES.get(fault, "invalid_request_error") if fault else "invalid_request_error"
+        plain = "api_error" if status >= 500 else "invalid_request_error"
+        kind = _ANTHROPIC_TYPES.get(fault, plain) if fault else plain
         if status == 404:
             kind = "not_found_error"
         return {"type": "error", "error": {"type": kind, "message": message}}

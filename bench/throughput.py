@@ -1,0 +1,400 @@
+"""Batch throughput over real HTTP: many tasks' LLM stages against providers with per-provider caps.
+
+    .venv/bin/python bench/throughput.py [--tasks 200] [--latency 0.5] [--parallel 64] [--baseline-tasks 10]
+
+What runs (all in one command):
+- a fake provider server in its own process (quorum.fake_provider) with four "providers" of fixed
+  latency and a concurrency cap each, answering 429 + Retry-After beyond it: anthropic 4,
+  deepseek 8, openai 16, gemini 8 concurrent requests;
+- a throwaway `prefect server start` (quorum.devstack.LocalPrefectStack, SQLite);
+- a sequential baseline: a plain loop calling the same stage functions (`plan_task.fn`,
+  `implement_task.fn`, `review_task.fn` - the real prompt builders, parsers and quorum.llm path,
+  no Prefect) one after another per task, on `--baseline-tasks` tasks, extrapolated to `--tasks`;
+- the batch: one Prefect flow whose tasks are the real LLM stage tasks, per task plan -> implement
+  -> reviews (submitted together), `--parallel` tasks in flight, provider limits from the roster
+  (Prefect global concurrency limits at the fake server's caps, created by ensure_limits, which
+  also reserves slots up front as an in-process batch would);
+- the same flow again (warm): every stage from Prefect's persisted result cache.
+The batch process logs at WARNING, as `quorum batch` runs by default (`--log-level INFO` for
+Prefect's default, which costs this process CPU for every task run's log lines).
+
+Verification (semgrep, bandit, pytest) is not run: it is CPU-bound local work, unrelated to
+provider throughput, and would measure this 2-core machine instead of the scheduling.
+
+Measured: the makespan of the batch's LLM work (first stage submitted to last stage done, in the
+flow), the lower bound max(busiest provider's calls x latency / concurrency, one task's critical
+path plan + implement + review), efficiency = bound / makespan, 429s and peak in-flight per
+provider (the server's own counts), orchestration overhead per task run (wall time of a stage
+task run seen by its caller minus the time its LLM requests took and waited for a provider slot),
+the batch process's peak RSS and CPU time, and the warm re-run's time and LLM requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._procs import group_cpu_seconds  # noqa: E402
+from quorum.devstack import LocalPrefectStack  # noqa: E402
+
+KEY_ENV = "QUORUM_BENCH_PROVIDER_KEY"
+PROVIDERS = {  # provider: (litellm model string, fake server model name, concurrency cap, stage)
+    "anthropic": ("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5", 4, "planner"),
+    "deepseek": ("deepseek/deepseek-chat", "deepseek-chat", 8, "implementer"),
+    "openai": ("openai/gpt-5-mini", "gpt-5-mini", 16, "reviewer"),
+    "gemini": ("gemini/gemini-2.5-flash", "gemini-2.5-flash", 8, "reviewer"),
+}
+EXAMPLE = ROOT / "examples" / "textkit"
+
+
+# ----- the fake provider ------------------------------------------------------------------------------
+
+
+def fake_config(latency: float) -> dict[str, Any]:
+    script = yaml.safe_load((EXAMPLE / "script.yaml").read_text())
+    replies = {
+        "claude-sonnet-4-5": json.dumps(script["plan"]),
+        "deepseek-chat": script["implement"][1],
+        "gpt-5-mini": json.dumps(script["review"]["scripted/gpt-5-mini"][1]),
+        "gemini-2.5-flash": json.dumps(script["review"]["scripted/gemini-2.5-flash"][1]),
+    }
+    models = {
+        name: {"latency": latency, "concurrency": cap, "retry_after_s": 1.0, "reply": replies[name]}
+        for _, name, cap, _ in PROVIDERS.values()
+    }
+    return {"seed": 0, "models": models, "default": None}
+
+
+class FakeProvider:
+    """The fake provider server in its own process (so its work is not on this process's GIL)."""
+
+    def __init__(self, home: Path, latency: float):
+        self.config = home / "fake-provider.yaml"
+        self.config.write_text(yaml.safe_dump(fake_config(latency), sort_keys=False))
+        url_file = home / "fake-provider.url"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "quorum.fake_provider", "--config", str(self.config), "--url-file", str(url_file)],
+            cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not url_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the fake provider did not start")
+            time.sleep(0.05)
+        self.url = url_file.read_text().strip()
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        return self.get("/stats")["models"]
+
+    def log(self, model: str) -> list[tuple[float, str]]:
+        return [tuple(row) for row in self.get(f"/log?model={model}")["requests"]]
+
+    def reset(self) -> None:
+        urllib.request.urlopen(urllib.request.Request(self.url + "/stats/reset", method="POST"), timeout=30).read()
+
+    def cpu_seconds(self) -> float:
+        return group_cpu_seconds(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+# ----- the work -------------------------------------------------------------------------------------------
+
+
+def roster_for(url: str):
+    from quorum.roster import Roster
+
+    def at(provider: str) -> dict[str, Any]:
+        return {"model": PROVIDERS[provider][0], "api_base": url, "api_key_env": KEY_ENV}
+
+    return Roster.model_validate({
+        "name": "bench-fake",
+        "planner": at("anthropic"),
+        "implementer": at("deepseek"),
+        "reviewers": [at("openai"), at("gemini")],
+        "limits": {provider: {"concurrency": cap} for provider, (_, _, cap, _) in PROVIDERS.items()},
+    })  # fmt: skip
+
+
+def task_specs(count: int, label: str):
+    from quorum.manifest import TaskSpec
+
+    text = (EXAMPLE / "task.md").read_text()
+    return [
+        TaskSpec(id=f"{label}-{index:03d}", repo=str(EXAMPLE / "repo"), task=f"{text}\n\n(bench task {label} #{index})")
+        for index in range(count)
+    ]
+
+
+def repository_files() -> dict[str, str]:
+    from tasks.workspace import read_context
+
+    return read_context(EXAMPLE / "repo")
+
+
+def llm_seconds(calls) -> float:
+    """Time spent in requests and queued for provider slots (quorum.llm records both per call)."""
+    return sum(call.latency_s + call.wait_s for call in calls)
+
+
+def sequential_task(spec, roster, files) -> int:
+    """One task's stages one after another, as plain functions: no Prefect, no provider limits."""
+    from tasks.implement import implement_task
+    from tasks.plan import plan_task
+    from tasks.review import review_task
+
+    planned = plan_task.fn(spec, roster.planner, files)
+    implemented = implement_task.fn(spec, roster.implementer, files, planned.plan, 1, [], [])
+    reviews = [review_task.fn(spec, r, files, planned.plan, implemented.diff, "(no verification reports)", 1)
+               for r in roster.reviewers]  # fmt: skip
+    return len(planned.calls) + len(implemented.calls) + sum(len(r.calls) for r in reviews)
+
+
+def make_batch_flow(parallel: int):
+    from prefect import flow
+
+    from tasks.implement import implement_task
+    from tasks.limits import ensure_limits_task
+    from tasks.plan import plan_task
+    from tasks.review import review_task
+
+    def one_task(spec, roster, files) -> dict[str, Any]:
+        rows = []  # (stage, caller-side wall seconds, LLM seconds, fresh requests)
+        started = time.monotonic()
+        planned = plan_task(spec, roster.planner, files)
+        after_plan = time.monotonic()
+        rows.append(("plan", after_plan - started, llm_seconds(planned.calls), planned.calls))
+        implemented = implement_task(spec, roster.implementer, files, planned.plan, 1, [], [])
+        after_implement = time.monotonic()
+        rows.append(("implement", after_implement - after_plan, llm_seconds(implemented.calls), implemented.calls))
+        done_at: dict[int, float] = {}
+        futures = []
+        for index, reviewer in enumerate(roster.reviewers):
+            future = review_task.submit(spec, reviewer, files, planned.plan, implemented.diff,
+                                        "(no verification reports)", 1)  # fmt: skip
+            future.add_done_callback(lambda _, index=index: done_at.setdefault(index, time.monotonic()))
+            futures.append(future)
+        reviews = [future.result() for future in futures]
+        finished = time.monotonic()
+        for index, review in enumerate(reviews):
+            rows.append(("review", done_at.get(index, finished) - after_implement, llm_seconds(review.calls), review.calls))
+        marks = {"started": started, "planned": after_plan, "implemented": after_implement, "finished": finished}
+        return {"started": started, "finished": finished, "stages": rows, "marks": marks}
+
+    @flow(name="quorum-throughput-bench", log_prints=False)
+    def llm_batch(specs: list, roster, files: dict[str, str]) -> dict[str, Any]:
+        flow_started = time.monotonic()
+        ensure_limits_task(roster, reserve=parallel)  # create the limits; lease slots while the server is quiet
+        work_started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="bench-task") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, one_task, spec, roster, files) for spec in specs]
+            tasks = [future.result() for future in futures]
+        return {"flow_started": flow_started, "work_started": work_started, "work_finished": time.monotonic(),
+                "tasks": tasks}  # fmt: skip
+
+    return llm_batch
+
+
+# ----- reporting ---------------------------------------------------------------------------------------
+
+
+def summarise(run: dict[str, Any], run_started_wall: float) -> dict[str, Any]:
+    stages = [row for task in run["tasks"] for row in task["stages"]]
+    overheads = [(wall - llm) * 1000 for _, wall, llm, _ in stages]
+    calls = [call for *_, stage_calls in stages for call in stage_calls]
+    fresh = [call for call in calls if call.started_at >= run_started_wall]
+    return {
+        "makespan": run["work_finished"] - run["work_started"],
+        "startup": run["work_started"] - run["flow_started"],
+        "task_runs": len(stages),
+        "overhead_ms_mean": statistics.fmean(overheads),
+        "overhead_ms_median": statistics.median(overheads),
+        "overhead_ms_p95": sorted(overheads)[int(0.95 * (len(overheads) - 1))],
+        "fresh_calls": len(fresh),
+        "retries": sum(call.retries for call in calls),
+        "slot_wait_s": sum(call.wait_s for call in fresh),
+    }
+
+
+def bottleneck_utilisation(log: list[tuple[float, str]], latency: float, cap: int) -> tuple[float, float]:
+    """Share of the cap busy between the provider's first request and its last reply; and that window."""
+    arrivals = [t for t, outcome in log if outcome == "ok"]
+    window = max(arrivals) + latency - min(arrivals)
+    return len(arrivals) * latency / (cap * window), window
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds per request at every provider")
+    parser.add_argument("--parallel", type=int, default=64, help="tasks in flight in the batch flow")
+    parser.add_argument("--baseline-tasks", type=int, default=10, help="tasks the sequential baseline runs")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="PREFECT_LOGGING_LEVEL of the batch process (WARNING: what `quorum batch` sets)")
+    parser.add_argument("--trace", type=Path, help="write each task's stage times (monotonic clock) to this JSON file")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs, database, results)")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="quorum-bench-throughput-"))
+    print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", flush=True)
+    print(f"setup: {args.tasks} tasks x (plan + implement + 2 reviews), latency {args.latency}s, caps "
+          + ", ".join(f"{p} {cap}" for p, (_, _, cap, _) in PROVIDERS.items())
+          + f"; {args.parallel} tasks in flight; work dir {home}", flush=True)  # fmt: skip
+    fake = FakeProvider(home, args.latency)
+    stack = LocalPrefectStack(home)
+    stack.__enter__()
+    try:
+        for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH",
+                     "PREFECT_SERVER_ANALYTICS_ENABLED", "LITELLM_LOCAL_MODEL_COST_MAP"):  # fmt: skip
+            os.environ[name] = stack.env[name]
+        os.environ["PREFECT_LOGGING_LEVEL"] = args.log_level
+        os.environ[KEY_ENV] = "bench-key-not-secret-00000"
+        return run(args, fake, stack)
+    finally:
+        stack.stop()
+        fake.stop()
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) -> int:
+    from quorum.llm import get_litellm
+    from quorum.provider_limits import pool_stats, server_stats
+
+    get_litellm()
+    roster = roster_for(fake.url)
+    files = repository_files()
+    latency = args.latency
+
+    # 1. Sequential baseline, no orchestration (after one untimed task: litellm loads each provider's
+    #    client on its first call).
+    sequential_task(task_specs(1, "warm-up")[0], roster, files)
+    baseline_specs = task_specs(args.baseline_tasks, "baseline")
+    started = time.monotonic()
+    baseline_calls = sum(sequential_task(spec, roster, files) for spec in baseline_specs)
+    baseline = time.monotonic() - started
+    baseline_per_task = baseline / args.baseline_tasks
+    print(f"baseline: {args.baseline_tasks} tasks one after another in {baseline:.1f}s "
+          f"({baseline_per_task:.2f}s per task, {baseline_calls} requests)", flush=True)  # fmt: skip
+
+    # 2. The batch, cold.
+    llm_batch = make_batch_flow(args.parallel)
+    specs = task_specs(args.tasks, "batch")
+    fake.reset()
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+    prefect_cpu_before, fake_cpu_before = group_cpu_seconds(stack.processes["server"].pid), fake.cpu_seconds()
+    cold_wall = time.time()
+    started = time.monotonic()
+    cold_run = llm_batch(specs, roster, files)
+    cold_total = time.monotonic() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    prefect_cpu = group_cpu_seconds(stack.processes["server"].pid) - prefect_cpu_before
+    fake_cpu = fake.cpu_seconds() - fake_cpu_before
+    cold = summarise(cold_run, cold_wall)
+    if args.trace:
+        args.trace.write_text(json.dumps({
+            "work_started": cold_run["work_started"], "work_finished": cold_run["work_finished"],
+            "tasks": [task["marks"] for task in cold_run["tasks"]],
+            "arrivals": {name: fake.log(name) for _, name, _, _ in PROVIDERS.values()},
+        }))  # fmt: skip
+    served = fake.stats()
+    logs = {name: fake.log(name) for _, name, _, _ in PROVIDERS.values()}
+    pools = pool_stats()
+    slot_server = next(iter(server_stats().values()), {})
+    print(f"batch (cold): LLM work {cold['makespan']:.2f}s, flow {cold_total:.2f}s", flush=True)
+
+    # 3. The batch again, warm: every stage from the persisted cache.
+    fake.reset()
+    warm_wall = time.time()
+    started = time.monotonic()
+    warm_run = llm_batch(specs, roster, files)
+    warm_total = time.monotonic() - started
+    warm = summarise(warm_run, warm_wall)
+    warm_requests = int(sum(model.get("requests", 0) for model in fake.stats().values()))
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # 4. Figures.
+    rows = []
+    for provider, (_, name, cap, stage) in PROVIDERS.items():
+        counts = served.get(name, {})
+        work = counts.get("requests", 0) * latency / cap
+        utilisation, window = bottleneck_utilisation(logs[name], latency, cap)
+        rows.append((provider, stage, cap, int(counts.get("requests", 0)), int(counts.get("rate_limited", 0)),
+                     int(counts.get("max_in_flight", 0)), work, utilisation, window))  # fmt: skip
+    busiest = max(rows, key=lambda row: row[6])
+    critical_path = 3 * latency  # plan, implement, then the reviews in parallel
+    bound = max(busiest[6], critical_path)
+    efficiency = bound / cold["makespan"]
+    sequential = baseline_per_task * args.tasks
+    batch_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    busiest_log = [t for t, outcome in logs[PROVIDERS[busiest[0]][1]] if outcome == "ok"]
+    head = min(busiest_log) - cold_run["work_started"]  # both on the machine's monotonic clock
+    tail = cold_run["work_finished"] - (max(busiest_log) + latency)
+
+    print()
+    print("| provider | stage | cap | requests | 429s | peak in flight | calls x latency / cap (s) | busy share of its window |")
+    print("|---|---|---|---|---|---|---|---|")
+    for provider, stage, cap, requests, limited, peak, work, utilisation, _ in rows:
+        print(f"| {provider} | {stage} | {cap} | {requests} | {limited} | {peak} | {work:.2f} | {utilisation:.3f} |")
+    print()
+    print("| figure | value |")
+    print("|---|---|")
+    print(f"| cores | {os.cpu_count()} |")
+    print(f"| tasks, stage task runs | {args.tasks}, {cold['task_runs']} |")
+    print(f"| lower bound: busiest provider ({busiest[0]}) calls x latency / cap | {busiest[6]:.2f} s |")
+    print(f"| lower bound: one task's critical path (plan + implement + review) | {critical_path:.2f} s |")
+    print(f"| makespan of the LLM work (first stage submitted to last stage done) | {cold['makespan']:.2f} s |")
+    print(f"| **efficiency = bound / makespan** | **{efficiency:.3f}** |")
+    print(f"| whole flow run incl. start-up and ensure_limits (cold); bound / that | {cold_total:.2f} s "
+          f"(start-up {cold['startup']:.2f} s); {bound / cold_total:.3f} |")  # fmt: skip
+    print(f"| sequential baseline ({args.baseline_tasks} tasks measured, x{args.tasks / args.baseline_tasks:g}) | "
+          f"{baseline:.1f} s -> {sequential:.0f} s for {args.tasks} |")  # fmt: skip
+    print(f"| **speed-up over sequential** (extrapolated baseline / makespan) | **{sequential / cold['makespan']:.1f}x** |")
+    print(f"| 429s answered during the batch | {sum(row[4] for row in rows)} |")
+    print(f"| requests retried (all causes) | {cold['retries']} |")
+    print(f"| orchestration overhead per task run: mean / median / p95 | {cold['overhead_ms_mean']:.0f} / "
+          f"{cold['overhead_ms_median']:.0f} / {cold['overhead_ms_p95']:.0f} ms |")  # fmt: skip
+    print(f"| time queued for provider slots (sum over calls) | {cold['slot_wait_s']:.1f} s |")
+    print(f"| batch process CPU (user + sys) during the cold run | {batch_cpu:.1f} s ({batch_cpu / cold_total:.2f} of one core) |")
+    print(f"| Prefect server CPU / fake provider CPU during the cold run | {prefect_cpu:.1f} s / {fake_cpu:.1f} s |")
+    print(f"| busiest provider busy share between its first request and last reply | {busiest[7]:.3f} |")
+    print(f"| makespan = head + busiest provider's window + tail | {head:.2f} + {busiest[8]:.2f} + {tail:.2f} s |")
+    print(f"| peak RSS of the batch process | {peak_rss_mb:.0f} MB |")
+    print(f"| warm re-run: flow time / LLM work / requests to providers / fresh calls | {warm_total:.2f} s / "
+          f"{warm['makespan']:.2f} s / {warm_requests} / {warm['fresh_calls']} |")  # fmt: skip
+    print(f"| provider slot pool: " + "; ".join(
+        f"{p} {s['requests']} requests, {s['slots_leased']} slots in {s['leased']} leases, {s['denied']} denied, {s['returned']} returned" for p, s in sorted(pools.items()))
+        + " |")  # fmt: skip
+    print(f"| requests to the Prefect server for slots: count / busy answers retried / total s / slowest s | "
+          f"{slot_server.get('requests')} / {slot_server.get('busy')} / {slot_server.get('seconds')} / "
+          f"{slot_server.get('slowest')} |")  # fmt: skip
+    return 0 if warm_requests == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
