@@ -1,6 +1,6 @@
 """Batch throughput over real HTTP: many tasks' LLM stages against providers with per-provider caps.
 
-    .venv/bin/python bench/throughput.py [--tasks 200] [--latency 0.5] [--parallel 64] [--baseline-tasks 10]
+    .venv/bin/python bench/throughput.py [--tasks 200] [--latency 0.5] [--parallel 32] [--baseline-tasks 10]
 
 What runs (all in one command):
 - a fake provider server in its own process (quorum.fake_provider) with four "providers" of fixed
@@ -252,7 +252,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.5, help="seconds per request at every provider")
-    parser.add_argument("--parallel", type=int, default=64, help="tasks in flight in the batch flow")
+    parser.add_argument("--parallel", type=int, default=32, help="tasks in flight in the batch flow")
     parser.add_argument("--baseline-tasks", type=int, default=10, help="tasks the sequential baseline runs")
     parser.add_argument("--log-level", default="WARNING",
                         help="PREFECT_LOGGING_LEVEL of the batch process (WARNING: what `quorum batch` sets)")
@@ -353,6 +353,9 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     sequential = baseline_per_task * args.tasks
     batch_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     busiest_log = [t for t, outcome in logs[PROVIDERS[busiest[0]][1]] if outcome == "ok"]
+    busiest_calls = sorted(call.latency_s for task in cold_run["tasks"] for *_, calls in task["stages"]
+                           for call in calls if call.provider == busiest[0])  # fmt: skip
+    held = (statistics.fmean(busiest_calls), busiest_calls[int(0.95 * (len(busiest_calls) - 1))])
     head = min(busiest_log) - cold_run["work_started"]  # both on the machine's monotonic clock
     tail = cold_run["work_finished"] - (max(busiest_log) + latency)
 
@@ -383,10 +386,12 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     print(f"| batch process CPU (user + sys) during the cold run | {batch_cpu:.1f} s ({batch_cpu / cold_total:.2f} of one core) |")
     print(f"| Prefect server CPU / fake provider CPU during the cold run | {prefect_cpu:.1f} s / {fake_cpu:.1f} s |")
     print(f"| busiest provider busy share between its first request and last reply | {busiest[7]:.3f} |")
+    print(f"| its request as quorum timed it (litellm call, slot held): mean / p95 | {held[0] * 1000:.0f} / "
+          f"{held[1] * 1000:.0f} ms (the provider: {latency * 1000:.0f} ms) |")  # fmt: skip
     print(f"| makespan = head + busiest provider's window + tail | {head:.2f} + {busiest[8]:.2f} + {tail:.2f} s |")
     print(f"| peak RSS of the batch process | {peak_rss_mb:.0f} MB |")
-    print(f"| warm re-run: flow time / LLM work / requests to providers / fresh calls | {warm_total:.2f} s / "
-          f"{warm['makespan']:.2f} s / {warm_requests} / {warm['fresh_calls']} |")  # fmt: skip
+    print(f"| warm re-run: flow time (start-up) / LLM work / requests to providers / fresh calls | {warm_total:.2f} s "
+          f"({warm['startup']:.2f} s) / {warm['makespan']:.2f} s / {warm_requests} / {warm['fresh_calls']} |")  # fmt: skip
     print(f"| provider slot pool: " + "; ".join(
         f"{p} {s['requests']} requests, {s['slots_leased']} slots in {s['leased']} leases, {s['denied']} denied, {s['returned']} returned" for p, s in sorted(pools.items()))
         + " |")  # fmt: skip

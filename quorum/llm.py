@@ -39,7 +39,7 @@ from quorum.call_policy import (
     short,
 )
 from quorum.models import LLMCall
-from quorum.provider_limits import concurrency_limit_name, provider_slot
+from quorum.provider_limits import provider_slot
 from quorum.roster import SCRIPTED_PROVIDER, Roster, RosterError, StageModel
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
     "check_api_keys",
     "check_roster_models",
     "complete",
-    "concurrency_limit_name",
     "get_litellm",
     "is_transient_error",
     "retry_on_infra_error",

@@ -443,8 +443,9 @@ class ProviderSlotPool:
         for lease in retiring:
             if lease.lost or self._server.release(lease.id, last_try=release_all) or release_all:
                 with self._condition:
-                    self._leases.remove(lease)
-                    self.counts["returned"] += 1
+                    if lease in self._leases:  # housekeeping at exit may overlap the housekeeper's last round
+                        self._leases.remove(lease)
+                        self.counts["returned"] += 1
                     self._condition.notify_all()
         for lease in due:
             sent_at = time.monotonic()

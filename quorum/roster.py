@@ -241,7 +241,7 @@ def independence_problems(implementer: StageModel, reviewers: list[StageModel]) 
 
 
 def load_roster(name_or_path: str | Path) -> Roster:
-    """Load a shipped roster by name ('scripted', 'default', 'fake') or a YAML file by path."""
+    """Load a shipped roster by name ('scripted', 'default') or a YAML file by path."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = ROSTER_DIR / f"{name_or_path}.yaml"
