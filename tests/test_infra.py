@@ -38,11 +38,17 @@ SECRET_NAME = re.compile(r"(SECRET|PASSWORD|TOKEN|API_KEY|ACCESS_KEY)", re.IGNOR
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
+INFRA_TOOLS = REPO_ROOT / ".venv-infra" / "bin"  # installed by `make test`
+
+
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not on PATH (pip install it in a tool venv to run this check)")
-    return path
+    path = INFRA_TOOLS / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is neither in .venv-infra (`make test` installs it) nor on PATH")
+    return found
 
 
 # -------------------------------------------------------------------------------------- Dockerfile
@@ -140,7 +146,7 @@ def test_dockerfile_entrypoint_suits_a_prefect_worker(dockerfile):
 
 def test_dockerignore_keeps_local_state_out_of_the_context():
     ignored = (INFRA / "Dockerfile.dockerignore").read_text().split()
-    assert {".git", ".venv", ".venv-semgrep", ".quorum"} <= set(ignored)
+    assert {".git", ".venv", ".venv-semgrep", ".venv-infra", ".quorum"} <= set(ignored)
 
 
 def test_hadolint_finds_nothing():
