@@ -42,7 +42,7 @@ demo: setup
 	echo "demo finished: artifacts in .quorum/runs/demo/ (run 'make demo' again: no LLM calls)"
 
 # Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
-# workers and subprocesses, so this takes about 9 minutes here instead of 12.
+# workers and subprocesses, so this takes about 9.5 minutes here instead of 12.5.
 test: setup $(INFRA_VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 

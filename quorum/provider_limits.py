@@ -355,10 +355,7 @@ class ProviderSlotPool:
                 lease_id, retry_after = None, BUSY_PAUSE_S
             with self._condition:
                 if lease_id is not None:
-                    lease = _Lease(id=lease_id, slots=wanted, renewed_at=sent_at, in_use=1, served=1)
-                    self._leases.append(lease)
-                    self.counts["leased"] += 1
-                    self.counts["slots_leased"] += wanted
+                    lease = self._add_lease(_Lease(id=lease_id, slots=wanted, renewed_at=sent_at, in_use=1, served=1))
                     self._condition.notify_all()  # the other slots are for the requests waiting
                     return lease
                 # Held by other processes: poll, but take one of ours as soon as it is free.
@@ -368,11 +365,18 @@ class ProviderSlotPool:
                 if lease is not None:
                     return lease
 
+    def _add_lease(self, lease: _Lease) -> _Lease:
+        """Keep a lease the server granted (caller holds the condition)."""
+        self._leases.append(lease)
+        self.counts["leased"] += 1
+        self.counts["slots_leased"] += lease.slots
+        return lease
+
     def reserve(self, slots: int) -> int:
         """Lease up to `slots` slots now, idle, for requests about to come (best effort: fewer if taken).
 
         For a process about to start many requests (an in-process batch) while the server is still
-        quiet; unused, they go back after LINGER_S like any idle lease. Returns the slots leased.
+        quiet; unused, they go back after LINGER_REUSED_S (see _Lease.lingered). Returns the slots leased.
         """
         with self._condition:
             if self._asking:
@@ -388,11 +392,8 @@ class ProviderSlotPool:
                     return 0
                 if lease_id is not None:
                     with self._condition:
-                        lease = _Lease(id=lease_id, slots=wanted, renewed_at=sent_at, idle_since=time.monotonic(),
-                                       reserved=True)
-                        self._leases.append(lease)
-                        self.counts["leased"] += 1
-                        self.counts["slots_leased"] += wanted
+                        self._add_lease(_Lease(id=lease_id, slots=wanted, renewed_at=sent_at,
+                                               idle_since=time.monotonic(), reserved=True))  # fmt: skip
                     return wanted
                 wanted //= 2
             return 0
