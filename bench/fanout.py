@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fanout.py [--tasks 20] [--parallel 4]
 
-Starts a throwaway Prefect server and two process workers (quorum.devstack), deploys the real
+Starts a throwaway Prefect server and two process workers (tests.support.devstack), deploys the real
 prefect.yaml, then runs the nightly deployment twice over the same manifest (the demo's three
 examples repeated to N tasks), cold each time (the result cache is emptied in between):
 `fan_out=false` (every task a subflow inside the batch's process) and `fan_out=true` (every task
@@ -25,7 +25,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from quorum.devstack import REPO_ROOT, LocalPrefectStack  # noqa: E402
+from tests.support.devstack import REPO_ROOT, LocalPrefectStack  # noqa: E402
 
 EXAMPLES = ("textkit-slugify", "filestats-count-lines", "userdir-permission-cache")
 

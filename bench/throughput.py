@@ -3,12 +3,12 @@
     .venv/bin/python bench/throughput.py [--tasks 200] [--latency 0.5] [--parallel 32] [--baseline-tasks 10]
 
 What runs (all in one command):
-- a fake provider server in its own process (quorum.fake_provider) with four "providers" of fixed
+- a fake provider server in its own process (tests.support.fake_provider) with four "providers" of fixed
   latency and a concurrency cap each, answering 429 + Retry-After beyond it: anthropic 4,
   deepseek 8, openai 16, gemini 8 concurrent requests;
-- a throwaway `prefect server start` (quorum.devstack.LocalPrefectStack, SQLite);
+- a throwaway `prefect server start` (tests.support.devstack.LocalPrefectStack, SQLite);
 - a sequential baseline: a plain loop calling the same stage functions (`plan_task.fn`,
-  `implement_task.fn`, `review_task.fn` - the real prompt builders, parsers and quorum.llm path,
+  `implement_task.fn`, `review_task.fn` - the real prompt builders, parsers and quorum.llm.client path,
   no Prefect) one after another per task, on `--baseline-tasks` tasks, extrapolated to `--tasks`;
 - the batch: one Prefect flow whose tasks are the real LLM stage tasks, per task plan -> implement
   -> reviews (submitted together), `--parallel` tasks in flight, provider limits from the roster
@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._procs import group_cpu_seconds  # noqa: E402
-from quorum.devstack import LocalPrefectStack  # noqa: E402
+from tests.support.devstack import LocalPrefectStack  # noqa: E402
 
 KEY_ENV = "QUORUM_BENCH_PROVIDER_KEY"
 PROVIDERS = {  # provider: (litellm model string, fake server model name, concurrency cap, stage)
@@ -92,7 +92,7 @@ class FakeProvider:
         self.config.write_text(yaml.safe_dump(fake_config(latency), sort_keys=False))
         url_file = home / "fake-provider.url"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "quorum.fake_provider", "--config", str(self.config), "--url-file", str(url_file)],
+            [sys.executable, "-m", "tests.support.fake_provider", "--config", str(self.config), "--url-file", str(url_file)],
             cwd=ROOT, stdout=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
@@ -127,7 +127,7 @@ class FakeProvider:
 
 
 def roster_for(url: str):
-    from quorum.roster import Roster
+    from quorum.domain.roster import Roster
 
     def at(provider: str) -> dict[str, Any]:
         return {"model": PROVIDERS[provider][0], "api_base": url, "api_key_env": KEY_ENV}
@@ -142,7 +142,7 @@ def roster_for(url: str):
 
 
 def task_specs(count: int, label: str):
-    from quorum.manifest import TaskSpec
+    from quorum.domain.manifest import TaskSpec
 
     text = (EXAMPLE / "task.md").read_text()
     return [
@@ -152,21 +152,21 @@ def task_specs(count: int, label: str):
 
 
 def repository_files() -> dict[str, str]:
-    from tasks.workspace import read_context
+    from quorum.workspace.workspace import read_context
 
     return read_context(EXAMPLE / "repo")
 
 
 def llm_seconds(calls) -> float:
-    """Time spent in requests and queued for provider slots (quorum.llm records both per call)."""
+    """Time spent in requests and queued for provider slots (quorum.llm.client records both per call)."""
     return sum(call.latency_s + call.wait_s for call in calls)
 
 
 def sequential_task(spec, roster, files) -> int:
     """One task's stages one after another, as plain functions: no Prefect, no provider limits."""
-    from tasks.implement import implement_task
-    from tasks.plan import plan_task
-    from tasks.review import review_task
+    from quorum.tasks.implement import implement_task
+    from quorum.tasks.plan import plan_task
+    from quorum.tasks.review import review_task
 
     planned = plan_task.fn(spec, roster.planner, files)
     implemented = implement_task.fn(spec, roster.implementer, files, planned.plan, 1, [], [])
@@ -178,10 +178,10 @@ def sequential_task(spec, roster, files) -> int:
 def make_batch_flow(parallel: int):
     from prefect import flow
 
-    from tasks.implement import implement_task
-    from tasks.limits import ensure_limits_task
-    from tasks.plan import plan_task
-    from tasks.review import review_task
+    from quorum.tasks.implement import implement_task
+    from quorum.tasks.limits import ensure_limits_task
+    from quorum.tasks.plan import plan_task
+    from quorum.tasks.review import review_task
 
     def one_task(spec, roster, files) -> dict[str, Any]:
         rows = []  # (stage, caller-side wall seconds, LLM seconds, fresh requests)
@@ -283,8 +283,8 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) -> int:
-    from quorum.llm import get_litellm
-    from quorum.provider_limits import pool_stats, server_stats
+    from quorum.llm.client import get_litellm
+    from quorum.prefect_api.provider_slots import pool_stats, server_stats
 
     get_litellm()
     roster = roster_for(fake.url)

@@ -27,13 +27,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SEMGREP_ENABLE_VERSION_CHECK", "0")
 
-from quorum.models import VerificationReport  # noqa: E402
-from tasks.patching import apply_patch, extract_diff  # noqa: E402
-from tasks.verify import python_files  # noqa: E402
-from tasks.verify_bandit import run_bandit  # noqa: E402
-from tasks.verify_pytest import run_pytest  # noqa: E402
-from tasks.verify_semgrep import run_semgrep  # noqa: E402
-from tasks.workspace import prepare_workspace, remove_workspace  # noqa: E402
+from quorum.domain.models import VerificationReport  # noqa: E402
+from quorum.edits.patching import apply_patch, extract_diff  # noqa: E402
+from quorum.tasks.verify import python_files  # noqa: E402
+from quorum.verify.bandit import run_bandit  # noqa: E402
+from quorum.verify.pytest_runner import run_pytest  # noqa: E402
+from quorum.verify.semgrep import run_semgrep  # noqa: E402
+from quorum.workspace.workspace import prepare_workspace, remove_workspace  # noqa: E402
 
 
 def timed(fn: Callable[[], object]) -> float:

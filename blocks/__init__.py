@@ -4,13 +4,13 @@ Register them with a Prefect server once (and again after a quorum upgrade):
 
     prefect block register -m blocks
 
-Flows take `roster="block:<name>"` and `store_url="block:<name>"` (see `blocks.refs`), so a change
+Flows take `roster="block:<name>"` and `store_url="block:<name>"` (see `quorum.blocks.refs`), so a change
 made to a block in the UI applies to the next flow run without a redeploy.
 """
 
-from blocks.refs import BLOCK_PREFIX, BlockRef, BlockRefError, open_store_ref, parse_block_ref, resolve_roster
-from blocks.roster import QuorumRoster
-from blocks.store import QuorumArtifactStore
+from quorum.blocks.refs import BLOCK_PREFIX, BlockRef, BlockRefError, open_store_ref, parse_block_ref, resolve_roster
+from quorum.blocks.roster import QuorumRoster
+from quorum.blocks.store import QuorumArtifactStore
 
 __all__ = [
     "BLOCK_PREFIX",

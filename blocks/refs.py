@@ -11,8 +11,9 @@ import re
 
 from pydantic import BaseModel, ValidationError
 
-from quorum.roster import Roster, RosterError, load_roster
-from quorum.store import ArtifactStore, open_store
+from quorum.domain.roster import Roster, RosterError
+from quorum.inputs.rosters import load_roster
+from quorum.store.stores import ArtifactStore, open_store
 
 BLOCK_PREFIX = "block:"
 _BLOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -49,7 +50,7 @@ def resolve_roster(ref: str) -> Roster:
     block_ref = parse_block_ref(ref)
     if block_ref is None:
         return load_roster(ref)
-    from blocks.roster import QuorumRoster
+    from quorum.blocks.roster import QuorumRoster
 
     block = _load(QuorumRoster, block_ref)
     try:
@@ -63,7 +64,7 @@ def open_store_ref(ref: str) -> ArtifactStore:
     block_ref = parse_block_ref(ref)
     if block_ref is None:
         return open_store(ref)
-    from blocks.store import QuorumArtifactStore
+    from quorum.blocks.store import QuorumArtifactStore
 
     return _load(QuorumArtifactStore, block_ref).open()
 

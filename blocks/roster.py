@@ -2,7 +2,7 @@
 
 The block stores the roster as data with the keys of a roster YAML file (`quorum/rosters/*.yaml`)
 and validates it with `Roster.model_validate` only when it is used (`to_roster()`): the roster's
-rules (provider prefixes, reviewer independence, limits, budgets) live in `quorum.roster` alone,
+rules (provider prefixes, reviewer independence, limits, budgets) live in `quorum.domain.roster` alone,
 and a roster field added there works in the block without a new block schema.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field, ValidationError
 
-from quorum.roster import Roster, RosterError, load_roster, validation_summary
+from quorum.domain.roster import Roster, RosterError, validation_summary
+from quorum.inputs.rosters import load_roster
 
 # Block fields that map one-to-one onto top-level roster keys (None / empty means "not set").
 _DIRECT_KEYS = ("planner", "implementer", "reviewers", "limits", "task_budget_usd", "batch_budget_usd")
@@ -27,7 +28,7 @@ class QuorumRoster(Block):
     Example:
         Load a saved roster and use it in a flow:
         ```python
-        from blocks import QuorumRoster
+        from quorum.blocks import QuorumRoster
 
         quorum_roster_block = QuorumRoster.load("BLOCK_NAME")
         roster = quorum_roster_block.to_roster()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from quorum.store import ArtifactStore, S3Store, open_store
+from quorum.store.stores import ArtifactStore, S3Store, open_store
 
 
 class QuorumArtifactStore(Block):
@@ -15,7 +15,7 @@ class QuorumArtifactStore(Block):
     Example:
         Load a saved store and write an artifact:
         ```python
-        from blocks import QuorumArtifactStore
+        from quorum.blocks import QuorumArtifactStore
 
         quorum_artifact_store_block = QuorumArtifactStore.load("BLOCK_NAME")
         store = quorum_artifact_store_block.open()

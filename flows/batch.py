@@ -19,21 +19,21 @@ from concurrent.futures import ThreadPoolExecutor
 from prefect import flow, task
 from prefect.runtime import flow_run
 
-from flows.pipeline import task_pipeline
-from quorum import budget as budgets
-from quorum.artifacts import slug, task_prefix
-from quorum.store import default_store_url
-from quorum.manifest import Manifest, TaskSpec
-from quorum.models import BatchReport, TaskResult, TaskStatus
-from quorum.resume import as_reused, reusable, spec_digest
-from quorum.results import build_batch_report, render_batch_markdown, result_row, ui_key
-from quorum.roster import Roster
-from tasks.aggregate import Policy
-from tasks.events_io import emit_batch_completed_task, emit_batch_started_task
-from tasks.fan_out import run_task_deployment
-from tasks.limits import ensure_limits_task
-from tasks.roster_io import check_roster_task, resolve_roster_task
-from tasks.store_io import publish_markdown_task, publish_table_task, read_results_task, save_artifacts_task
+from quorum.flows.pipeline import task_pipeline
+from quorum.domain import budget as budgets
+from quorum.domain.artifacts import slug, task_prefix
+from quorum.store.stores import default_store_url
+from quorum.domain.manifest import Manifest, TaskSpec
+from quorum.domain.models import BatchReport, TaskResult, TaskStatus
+from quorum.domain.resume import as_reused, reusable, spec_digest
+from quorum.domain.results import build_batch_report, render_batch_markdown, result_row, ui_key
+from quorum.domain.roster import Roster
+from quorum.domain.policy import Policy
+from quorum.tasks.events import emit_batch_completed_task, emit_batch_started_task
+from quorum.tasks.fan_out import run_task_deployment
+from quorum.tasks.limits import ensure_limits_task
+from quorum.tasks.roster import check_roster_task, resolve_roster_task
+from quorum.tasks.store import publish_markdown_task, publish_table_task, read_results_task, save_artifacts_task
 
 DEFAULT_TASK_DEPLOYMENT = "quorum-task-request/on-request"
 
@@ -126,7 +126,7 @@ def batch_pipeline(
 
 @task(name="load-manifest", task_run_name="manifest · {manifest_path}")
 def load_manifest_task(manifest_path: str) -> Manifest:
-    from quorum.manifest import load_manifest
+    from quorum.inputs.manifests import load_manifest
 
     return load_manifest(manifest_path)
 

@@ -12,11 +12,11 @@ from collections import defaultdict
 
 from prefect import flow, tags
 
-from quorum import progress
-from quorum.budget import BudgetCheck, batch_budget, check_stage
-from quorum.estimate import litellm_price, prompt_sizes, stage_estimate
-from quorum.resume import spec_digest
-from quorum.artifacts import (
+from quorum.domain import progress
+from quorum.domain.budget import BudgetCheck, batch_budget, check_stage
+from quorum.domain.estimate import litellm_price, prompt_sizes, stage_estimate
+from quorum.domain.resume import spec_digest
+from quorum.domain.artifacts import (
     call_artifacts,
     review_artifacts,
     round_prefix,
@@ -25,22 +25,25 @@ from quorum.artifacts import (
     verification_artifacts,
     without_outputs,
 )
-from quorum.cost import summarize_calls
-from quorum.llm import StructuredOutputError
-from quorum.manifest import TaskSpec
-from quorum.models import Decision, LLMCall, Outcome, RoundRecord, TaskResult, TaskStatus
-from quorum.results import render_task_markdown, ui_key
-from quorum.roster import Roster, StageModel
-from tasks.aggregate import AggregationInput, Policy, aggregate_task
-from tasks.events_io import emit_task_event_task
-from tasks.implement import implement_task
-from tasks.plan import plan_task, render_plan_markdown
-from tasks.prompting import stable_text
-from tasks.repo import apply_patch_task, cleanup_task, prepare_task, read_context_task
-from tasks.review import render_tool_report, review_task
-from tasks.sarif import to_sarif
-from tasks.store_io import publish_markdown_task, save_artifacts_task
-from tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
+from quorum.domain.cost import summarize_calls
+from quorum.llm.client import StructuredOutputError
+from quorum.domain.manifest import TaskSpec
+from quorum.domain.models import Decision, LLMCall, Outcome, RoundRecord, TaskResult, TaskStatus
+from quorum.domain.results import render_task_markdown, ui_key
+from quorum.domain.roster import Roster, StageModel
+from quorum.domain.policy import AggregationInput, Policy
+from quorum.tasks.aggregate import aggregate_task
+from quorum.tasks.events import emit_task_event_task
+from quorum.tasks.implement import implement_task
+from quorum.stages.plan import render_plan_markdown
+from quorum.tasks.plan import plan_task
+from quorum.stages.prompting import stable_text
+from quorum.tasks.workspace import apply_patch_task, cleanup_task, prepare_task, read_context_task
+from quorum.stages.review import render_tool_report
+from quorum.tasks.review import review_task
+from quorum.verify.sarif import to_sarif
+from quorum.tasks.store import publish_markdown_task, save_artifacts_task
+from quorum.tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
 
 
 class _Ledger:

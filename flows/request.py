@@ -11,15 +11,15 @@ import time
 from prefect import flow, task
 from prefect.runtime import flow_run
 
-from flows.pipeline import task_pipeline
-from quorum.manifest import TaskSpec
-from quorum.models import TaskResult
-from quorum.requests import TaskRequest, request_spec
-from quorum.roster import Roster
-from quorum.store import default_store_url
-from tasks.aggregate import Policy
-from tasks.limits import ensure_limits_task
-from tasks.roster_io import check_roster_task, resolve_roster_task
+from quorum.flows.pipeline import task_pipeline
+from quorum.domain.manifest import TaskSpec
+from quorum.domain.models import TaskResult
+from quorum.inputs.requests import TaskRequest, request_spec
+from quorum.domain.roster import Roster
+from quorum.store.stores import default_store_url
+from quorum.domain.policy import Policy
+from quorum.tasks.limits import ensure_limits_task
+from quorum.tasks.roster import check_roster_task, resolve_roster_task
 
 
 def _run_name() -> str:

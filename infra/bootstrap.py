@@ -74,7 +74,7 @@ def save_block_unless_present(block: Any, name: str) -> str:
 
 
 def register_block_types() -> list[str]:
-    import blocks
+    import quorum.blocks as blocks
 
     names = []
     for block_type in (blocks.QuorumRoster, blocks.QuorumArtifactStore):
@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from blocks import QuorumArtifactStore, QuorumRoster
+    from quorum.blocks import QuorumArtifactStore, QuorumRoster
 
     def step(what: str, action: Callable[[], Any]) -> None:
         print(f"{what}: {retry(action, what, args.attempts, args.delay)}", flush=True)

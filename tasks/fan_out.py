@@ -7,19 +7,19 @@ from prefect.cache_policies import NONE
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 
-from quorum.artifacts import task_prefix
-from quorum.manifest import TaskSpec
-from quorum.models import TaskResult, TaskStatus
-from quorum.roster import Roster
-from quorum.store import ArtifactNotFound
-from tasks.aggregate import Policy
-from tasks.store_io import store_for
+from quorum.domain.artifacts import task_prefix
+from quorum.domain.manifest import TaskSpec
+from quorum.domain.models import TaskResult, TaskStatus
+from quorum.domain.roster import Roster
+from quorum.store.stores import ArtifactNotFound
+from quorum.domain.policy import Policy
+from quorum.tasks.store import store_for
 
 
 def deployment_parameters(
     spec: TaskSpec, roster: Roster, policy: Policy, store_url: str, batch_id: str, run_started_at: float
 ) -> dict:
-    """Parameters of `flows.request.task_request` for one batch task (paths must exist on the worker)."""
+    """Parameters of `quorum.flows.request.task_request` for one batch task (paths must exist on the worker)."""
     return {
         "repo": spec.repo,
         "task": spec.task,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 from prefect import task
 
-from quorum.models import VerificationReport
-from tasks.verify_bandit import run_bandit
-from tasks.verify_pytest import run_pytest
-from tasks.verify_semgrep import run_semgrep
+from quorum.domain.models import VerificationReport
+from quorum.verify.bandit import run_bandit
+from quorum.verify.pytest_runner import run_pytest
+from quorum.verify.semgrep import run_semgrep
 
 PYTHON_SUFFIXES = (".py", ".pyi")
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import flows.pipeline
-from flows.batch import batch_pipeline
-from quorum.manifest import load_manifest
-from quorum.roster import load_roster
-from tasks.aggregate import Policy
+import quorum.flows.pipeline
+from quorum.flows.batch import batch_pipeline
+from quorum.inputs.manifests import load_manifest
+from quorum.inputs.rosters import load_roster
+from quorum.domain.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def test_changed_policy_does_not_reuse_results(prefect_harness, tmp_path, demo):
 def test_spent_batch_budget_stops_new_calls_and_reports_the_rest_as_skipped(prefect_harness, tmp_path, demo, monkeypatch):
     """Every stage is estimated at a nanodollar, so a stage starts while any budget is left. The first
     plan call spends more than the whole budget: no further call starts anywhere in the batch."""
-    monkeypatch.setattr(flows.pipeline, "litellm_price", lambda model, prompt, completion: 1e-9)
+    monkeypatch.setattr(quorum.flows.pipeline, "litellm_price", lambda model, prompt, completion: 1e-9)
     manifest, roster = demo
     store = tmp_path / "store"
     report = batch_pipeline(
@@ -84,7 +84,7 @@ def test_task_budget_stops_before_the_stage_that_would_exceed_it(prefect_harness
     def price(model: str, prompt: int, completion: int) -> float:
         return 1.0 if "deepseek" in model else 0.0
 
-    monkeypatch.setattr(flows.pipeline, "litellm_price", price)
+    monkeypatch.setattr(quorum.flows.pipeline, "litellm_price", price)
     manifest, roster = demo
     one = manifest.model_copy(update={"tasks": manifest.tasks[:1]})
     store = tmp_path / "store"

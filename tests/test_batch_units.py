@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from quorum.budget import BatchBudget, check_stage
-from quorum.estimate import estimate_batch, estimate_task, prompt_sizes, stage_estimate, tokens_for
-from quorum.manifest import ManifestError, load_manifest
-from quorum.models import CostSummary, StageCost, TaskResult, TaskStatus
-from quorum.requests import TaskRequest, request_id, request_spec
-from quorum.resume import as_reused, reusable, spec_digest
-from quorum.roster import load_roster
-from tasks.aggregate import Policy
+from quorum.domain.budget import BatchBudget, check_stage
+from quorum.domain.estimate import estimate_batch, estimate_task, prompt_sizes, stage_estimate, tokens_for
+from quorum.domain.manifest import ManifestError
+from quorum.inputs.manifests import load_manifest
+from quorum.domain.models import CostSummary, StageCost, TaskResult, TaskStatus
+from quorum.inputs.requests import TaskRequest, request_id, request_spec
+from quorum.domain.resume import as_reused, reusable, spec_digest
+from quorum.inputs.rosters import load_roster
+from quorum.domain.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,8 +111,8 @@ def test_request_becomes_a_validated_task_spec(tmp_path):
 
 
 def test_a_git_url_is_cloned_once_and_prepared_like_a_local_repo(tmp_path):
-    from tasks.remote import is_remote, mirror
-    from tasks.workspace import prepare_workspace, read_context
+    from quorum.workspace.remote import is_remote, mirror
+    from quorum.workspace.workspace import prepare_workspace, read_context
 
     origin = tmp_path / "origin"
     subprocess.run(["git", "init", "-q", "-b", "main", str(origin)], check=True)
@@ -131,8 +132,8 @@ def test_a_git_url_is_cloned_once_and_prepared_like_a_local_repo(tmp_path):
 
 
 def test_unreachable_git_url_is_a_clear_error(tmp_path):
-    from tasks.remote import mirror
-    from tasks.workspace import WorkspaceError
+    from quorum.workspace.remote import mirror
+    from quorum.workspace.workspace import WorkspaceError
 
     with pytest.raises(WorkspaceError, match="could not clone file:///nowhere"):
         mirror("file:///nowhere/repo.git", tmp_path)
@@ -166,7 +167,7 @@ def test_manifest_is_read_from_s3(tmp_path, monkeypatch):
 
 
 def test_nightly_batch_ids_are_dated_in_utc():
-    from flows.batch import dated_id
+    from quorum.flows.batch import dated_id
 
     late = datetime(2026, 11, 28, 23, 30, tzinfo=timezone.utc)
     assert dated_id("nightly", late) == "nightly-2026-11-28"
@@ -175,7 +176,7 @@ def test_nightly_batch_ids_are_dated_in_utc():
 def test_fan_out_result_comes_from_the_store_only_when_the_run_completed(tmp_path):
     from prefect.client.schemas.objects import FlowRun, State, StateType
 
-    from tasks.fan_out import deployment_parameters, result_of_run
+    from quorum.tasks.fan_out import deployment_parameters, result_of_run
 
     spec = load_manifest(ROOT / "examples/demo.yaml").tasks[0]
     store = tmp_path / "store"

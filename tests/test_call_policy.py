@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from quorum.call_policy import (
+from quorum.llm.call_policy import (
     REDACTED,
     ErrorKind,
     RetryPolicy,

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def quorum(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "quorum.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "quorum.cli.main", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
 
@@ -24,7 +24,7 @@ def quorum_in_process(*args: str, cwd: Path, monkeypatch, capsys, unset: tuple[s
     """`quorum ARGS` run by `main()` in this process (litellm is imported once, not per test); env restored after."""
     from unittest import mock
 
-    from quorum.cli import main
+    from quorum.cli.main import main
 
     monkeypatch.chdir(cwd)
     with mock.patch.dict(os.environ):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from quorum.devstack import REPO_ROOT, LocalPrefectStack
+from tests.support.devstack import REPO_ROOT, LocalPrefectStack
 
 BATCH = "quorum-batch-from-files/nightly"
 REQUEST = "quorum-task-request/on-request"
@@ -91,7 +91,7 @@ def test_batch_fans_out_over_both_workers(stack):
 def test_event_triggers_the_single_task_deployment(stack):
     examples = REPO_ROOT / "examples" / "textkit"
     stack.python(
-        "from quorum.events import emit, task_requested_event\n"
+        "from quorum.domain.events import emit, task_requested_event\n"
         f"event = task_requested_event({str(examples / 'repo')!r}, {(examples / 'task.md').read_text()!r},"
         " task_id='event-textkit', source='test',"
         f" extra={{'script': {str(examples / 'script.yaml')!r}, 'acceptance': {str(examples / 'acceptance')!r}}})\n"
@@ -131,8 +131,8 @@ def test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused(stack,
     import urllib.error
     import urllib.request
 
-    from quorum.devstack import free_port
-    from quorum.github_events import sign
+    from tests.support.devstack import free_port
+    from quorum.github_webhook.routing import sign
 
     payload = json.loads((Path(__file__).parent / "fixtures/github/issues_labeled.json").read_text())
     payload["repository"]["clone_url"] = _bare_repo(tmp_path, REPO_ROOT / "examples/textkit/repo")
@@ -142,7 +142,7 @@ def test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused(stack,
     port = free_port()
     stack.env["QUORUM_GITHUB_WEBHOOK_SECRET"] = secret
     try:
-        stack._spawn("webhook", [sys.executable, "-m", "quorum.webhook", "--port", str(port)])
+        stack._spawn("webhook", [sys.executable, "-m", "quorum.github_webhook.server", "--port", str(port)])
     finally:
         del stack.env["QUORUM_GITHUB_WEBHOOK_SECRET"]
 

@@ -1,6 +1,6 @@
 """Pure helpers of the CLI display."""
 
-from quorum.display import one_line
+from quorum.cli.display import one_line
 
 
 def test_one_line_flattens_newlines_and_cuts_at_a_word():

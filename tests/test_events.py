@@ -11,8 +11,8 @@ import pytest
 import yaml
 from prefect.events import Event
 
-from quorum import events
-from quorum.events import (
+from quorum.domain import events
+from quorum.domain.events import (
     batch_completed_event,
     batch_started_event,
     redact_url,
@@ -21,8 +21,8 @@ from quorum.events import (
     task_requested_event,
     task_result_event,
 )
-from quorum.models import CostSummary, Decision, Outcome, StageCost, TaskResult, TaskStatus
-from quorum.results import build_batch_report
+from quorum.domain.models import CostSummary, Decision, Outcome, StageCost, TaskResult, TaskStatus
+from quorum.domain.results import build_batch_report
 from tests.event_helpers import read_events, wait_for_events
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -18,9 +18,9 @@ import httpx
 import pytest
 import yaml
 
-from quorum.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
-from quorum.fake_provider.behaviour import ModelState, ProviderRequest, TokenBucket
-from quorum.fake_provider.config import Latency
+from tests.support.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
+from tests.support.fake_provider.behaviour import ModelState, ProviderRequest, TokenBucket
+from tests.support.fake_provider.config import Latency
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -189,7 +189,7 @@ def test_command_line_server_writes_its_url_and_stops_on_sigterm(tmp_path):
     config.write_text(yaml.safe_dump({"models": {"m": {"reply": "from yaml", "latency": 0.01}}}))
     url_file = tmp_path / "url"
     process = subprocess.Popen(
-        [sys.executable, "-m", "quorum.fake_provider", "--config", str(config), "--url-file", str(url_file)],
+        [sys.executable, "-m", "tests.support.fake_provider", "--config", str(config), "--url-file", str(url_file)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

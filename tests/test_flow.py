@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.batch import batch_pipeline
-from quorum.manifest import load_manifest
-from quorum.roster import load_roster
-from tasks.aggregate import Policy
+from quorum.flows.batch import batch_pipeline
+from quorum.inputs.manifests import load_manifest
+from quorum.inputs.rosters import load_roster
+from quorum.domain.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
@@ -148,7 +148,7 @@ def test_batch_writes_its_artifacts_to_s3(prefect_harness, tmp_path, monkeypatch
     import boto3
     from moto import mock_aws
 
-    from tasks.store_io import store_for
+    from quorum.tasks.store import store_for
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -45,13 +45,13 @@ from pathlib import Path
 
 import pytest
 
-from quorum.models import VerificationReport, VerificationStatus
-from tasks.patching import apply_patch
-from tasks.sandbox import ResourceLimits
-from tasks.verify_bandit import run_bandit
-from tasks.verify_pytest import run_pytest
-from tasks.verify_semgrep import find_semgrep, run_semgrep
-from tasks.workspace import prepare_workspace, workspace_diff
+from quorum.domain.models import VerificationReport, VerificationStatus
+from quorum.edits.patching import apply_patch
+from quorum.sandbox.runner import ResourceLimits
+from quorum.verify.bandit import run_bandit
+from quorum.verify.pytest_runner import run_pytest
+from quorum.verify.semgrep import find_semgrep, run_semgrep
+from quorum.workspace.workspace import prepare_workspace, workspace_diff
 
 IS_ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not IS_ROOT, reason="privilege drop and namespaces need root")

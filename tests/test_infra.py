@@ -220,10 +220,10 @@ def test_compose_environment_names_the_right_services_and_holds_no_literal_secre
 
 
 def test_compose_commands_match_the_quorum_cli(compose):
-    from quorum.webhook import parse_args as webhook_args
+    from quorum.github_webhook.server import parse_args as webhook_args
 
     command = compose["services"]["webhook"]["command"]
-    assert command[:3] == ["python", "-m", "quorum.webhook"]
+    assert command[:3] == ["python", "-m", "quorum.github_webhook.server"]
     parsed = webhook_args(command[3:])
     assert (parsed.host, parsed.port) == ("0.0.0.0", 8088)
     assert compose["services"]["webhook"]["ports"] == ["8088:8088"]
@@ -386,7 +386,7 @@ def _manifests() -> list[dict]:
 
 
 def test_webhook_manifests_take_the_secret_from_a_secret_and_probe_healthz():
-    from quorum.webhook import HEALTH_PATH, SECRET_ENV, parse_args
+    from quorum.github_webhook.server import HEALTH_PATH, SECRET_ENV, parse_args
 
     kinds = {doc["kind"]: doc for doc in _manifests()}
     assert set(kinds) == {"Deployment", "Service"}
@@ -395,7 +395,7 @@ def test_webhook_manifests_take_the_secret_from_a_secret_and_probe_healthz():
     assert "value" not in env[SECRET_ENV] and env[SECRET_ENV]["valueFrom"]["secretKeyRef"]["key"] == "secret"
     assert container["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
     args = container["args"]
-    assert args[:3] == ["python", "-m", "quorum.webhook"]
+    assert args[:3] == ["python", "-m", "quorum.github_webhook.server"]
     assert parse_args(args[3:]).port == container["ports"][0]["containerPort"]
     selector = kinds["Service"]["spec"]["selector"]
     assert selector.items() <= kinds["Deployment"]["spec"]["template"]["metadata"]["labels"].items()
@@ -437,7 +437,7 @@ def _bootstrap_module():
 def test_bootstrap_sets_up_a_fresh_stack_and_is_idempotent(prefect_api, monkeypatch, capsys):
     from moto import mock_aws
 
-    from blocks import QuorumArtifactStore, QuorumRoster
+    from quorum.blocks import QuorumArtifactStore, QuorumRoster
     from prefect.client.orchestration import get_client
 
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "QUORUM_S3_ENDPOINT_URL", "AWS_PROFILE"):

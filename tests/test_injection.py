@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quorum.models import Finding, Plan, Severity, VerificationReport, VerificationStatus
-from tasks.implement import build_implement_messages
-from tasks.patching import extract_diff
-from tasks.plan import build_plan_messages
-from tasks.prompting import DATA_RULE
-from tasks.review import build_review_messages, render_tool_report
-from tasks.workspace import prepare_workspace, read_context
+from quorum.domain.models import Finding, Plan, Severity, VerificationReport, VerificationStatus
+from quorum.stages.implement import build_implement_messages
+from quorum.edits.patching import extract_diff
+from quorum.stages.plan import build_plan_messages
+from quorum.stages.prompting import DATA_RULE
+from quorum.stages.review import build_review_messages, render_tool_report
+from quorum.workspace.workspace import prepare_workspace, read_context
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "injection"
@@ -47,10 +47,10 @@ TOP_LEVEL_TAGS = ("task", "plan", "patch", "report", "repository")
 def injection_run(prefect_harness, tmp_path_factory):
     from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
 
-    from flows.batch import batch_pipeline
-    from quorum.manifest import load_manifest
-    from quorum.roster import load_roster
-    from tasks.aggregate import Policy
+    from quorum.flows.batch import batch_pipeline
+    from quorum.inputs.manifests import load_manifest
+    from quorum.inputs.rosters import load_roster
+    from quorum.domain.policy import Policy
 
     store = tmp_path_factory.mktemp("injection-store")
     with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("injection-results")}):
@@ -212,27 +212,28 @@ def test_injected_text_stays_inside_the_data_blocks_of_every_stage_prompt(repo_f
 
 def test_the_checker_catches_broken_delimiting(repo_files, script, monkeypatch):
     """Each assertion above can fail: break the delimiting and the checker reports it."""
-    import tasks.implement
-    import tasks.plan
-    import tasks.prompting
-    import tasks.review
+    import quorum.stages.implement
+    import quorum.stages.plan
+    import quorum.stages.prompting
+    import quorum.stages.review
+    import quorum.stages.templates
 
-    original = tasks.prompting.delimit
+    original = quorum.stages.prompting.delimit
 
     def no_escaping(tag: str, content: str, **attrs: str) -> str:  # the bug delimit() guards against
         rendered = "".join(f' {key}="{value}"' for key, value in attrs.items())
         return f"<{tag}{rendered}>\n{content}\n</{tag}>"
 
-    for module in (tasks.prompting, tasks.plan, tasks.implement, tasks.review):
+    for module in (quorum.stages.prompting, quorum.stages.plan, quorum.stages.implement, quorum.stages.review):
         monkeypatch.setattr(module, "delimit", no_escaping)
     for stage, messages in all_stage_prompts(repo_files, script).items():
         assert any("outside" in p for p in find_violations(messages, INJECTION)), stage
-    for module in (tasks.prompting, tasks.plan, tasks.implement, tasks.review):
+    for module in (quorum.stages.prompting, quorum.stages.plan, quorum.stages.implement, quorum.stages.review):
         monkeypatch.setattr(module, "delimit", original)
 
     # A system prompt without DATA_RULE, or with repository text in it, is reported.
-    monkeypatch.setattr(tasks.plan, "DATA_RULE", "")
-    problems = find_violations(tasks.plan.build_plan_messages("t", repo_files), INJECTION)
+    monkeypatch.setattr(quorum.stages.templates, "DATA_RULE", "")
+    problems = find_violations(quorum.stages.plan.build_plan_messages("t", repo_files), INJECTION)
     assert any("without DATA_RULE" in p for p in problems)
     monkeypatch.undo()
     leaked = [{"role": "system", "content": f"{DATA_RULE} {INJECTION}"}, {"role": "user", "content": "x"}]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from quorum.cost import summarize_calls
-from quorum.llm import StructuredOutputError, ask_structured, complete, get_litellm, is_transient_error
-from quorum.models import Plan
-from quorum.roster import StageModel
-from tasks.plan import parse_plan
+from quorum.domain.cost import summarize_calls
+from quorum.llm.client import StructuredOutputError, ask_structured, complete, get_litellm, is_transient_error
+from quorum.domain.models import Plan
+from quorum.domain.roster import StageModel
+from quorum.stages.plan import parse_plan
 
 PLANNER = StageModel(model="scripted/claude-sonnet-4-5", priced_as="anthropic/claude-sonnet-4-5")
 GOOD_PLAN = {"summary": "do it", "steps": [{"description": "edit a.py", "files": ["a.py"]}]}

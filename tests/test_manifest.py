@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from quorum.manifest import ManifestError, load_manifest
+from quorum.domain.manifest import ManifestError
+from quorum.inputs.manifests import load_manifest
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.patching import apply_patch, check_patch_safety, extract_diff, parse_patch
-from tasks.workspace import prepare_workspace, run_git, workspace_diff
+from quorum.edits.patching import apply_patch, check_patch_safety, extract_diff, parse_patch
+from quorum.workspace.workspace import prepare_workspace, run_git, workspace_diff
 
 
 def lines(*items: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from quorum.models import Finding, Outcome, Review, ReviewFinding, ReviewResult, Severity, VerificationReport, VerificationStatus
-from tasks.aggregate import POLICY_VERSION, AggregationInput, Policy, decide, same_place
+from quorum.domain.models import Finding, Outcome, Review, ReviewFinding, ReviewResult, Severity, VerificationReport, VerificationStatus
+from quorum.domain.policy import POLICY_VERSION, AggregationInput, Policy, decide, same_place
 
 
 def passed(tool: str) -> VerificationReport:

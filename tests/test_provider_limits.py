@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from quorum.call_policy import RetryPolicy
-from quorum.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
-from quorum.llm import complete
-from quorum.models import LLMCall
-from quorum.provider_limits import (
+from quorum.llm.call_policy import RetryPolicy
+from tests.support.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
+from quorum.llm.client import complete
+from quorum.domain.models import LLMCall
+from quorum.prefect_api.provider_slots import (
     LINGER_REUSED_S,
     LINGER_S,
     RENEW_EVERY_S,
@@ -30,7 +30,7 @@ from quorum.provider_limits import (
     SlotServer,
     SlotWaitTimeout,
 )
-from quorum.roster import ProviderLimits, Roster, StageModel
+from quorum.domain.roster import ProviderLimits, Roster, StageModel
 
 
 @pytest.fixture
@@ -232,7 +232,7 @@ def test_roster_limits_at_the_providers_caps_mean_no_429s_and_without_them_there
     from prefect import flow, task
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from tasks.limits import ensure_limits
+    from quorum.prefect_api.limits import ensure_limits
 
     monkeypatch.setenv("QUORUM_TEST_LIMITS_KEY", "not-a-real-key-0000")
     policy = RetryPolicy(base_delay_s=0.05, max_delay_s=0.2, attempt_timeout_s=10, deadline_s=60)
@@ -333,7 +333,7 @@ def test_a_busy_prefect_server_is_asked_again_within_milliseconds(monkeypatch):
     """Prefect's client sleeps 2 s, 4 s, ... after a 503; a SQLite server sends them all the time under load."""
     import httpx
 
-    import quorum.provider_limits as provider_limits
+    import quorum.prefect_api.provider_slots as provider_limits
 
     answers = [503, 503, 200]
     sent = []
@@ -360,7 +360,7 @@ def test_a_busy_prefect_server_is_asked_again_within_milliseconds(monkeypatch):
 def test_ensure_limits_creates_updates_and_deactivates_idempotently(prefect_harness):
     from prefect.client.orchestration import get_client
 
-    from tasks.limits import ensure_limits
+    from quorum.prefect_api.limits import ensure_limits
 
     provider = f"ens{uuid.uuid4().hex[:6]}"
 

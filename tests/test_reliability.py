@@ -1,4 +1,4 @@
-"""Each failure mode of a hosted model, over real HTTP: quorum.llm -> litellm -> the fake provider server.
+"""Each failure mode of a hosted model, over real HTTP: quorum.llm.client -> litellm -> the fake provider server.
 
 The same path real models take (litellm's OpenAI, Anthropic and Gemini clients, `api_base` pointing
 at the fake server). What the server saw (requests, their arrival times) is the evidence.
@@ -11,11 +11,12 @@ import time
 import pytest
 import yaml
 
-from quorum.call_policy import ErrorKind, RetryPolicy
-from quorum.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
-from quorum.llm import LLMCallError, StructuredOutputError, ask_structured, complete
-from quorum.roster import RosterError, StageModel, load_roster
-from tasks.plan import parse_plan
+from quorum.llm.call_policy import ErrorKind, RetryPolicy
+from tests.support.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
+from quorum.llm.client import LLMCallError, StructuredOutputError, ask_structured, complete
+from quorum.domain.roster import RosterError, StageModel
+from quorum.inputs.rosters import load_roster
+from quorum.stages.plan import parse_plan
 
 KEY_ENV = "QUORUM_TEST_PROVIDER_KEY"
 FAST = RetryPolicy(base_delay_s=0.05, max_delay_s=0.2, attempt_timeout_s=10, deadline_s=30)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from quorum.llm import check_api_keys, check_roster_models
-from quorum.roster import Roster, RosterError, StageModel, load_roster
+from quorum.llm.client import check_api_keys, check_roster_models
+from quorum.domain.roster import Roster, RosterError, StageModel
+from quorum.inputs.rosters import load_roster
 
 
 def roster(implementer: str, *reviewers: str) -> dict:

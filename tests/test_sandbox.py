@@ -1,4 +1,4 @@
-"""tasks.sandbox: process-group kill, limits, capped output, scrubbed environment, path helpers."""
+"""quorum.sandbox.runner: process-group kill, limits, capped output, scrubbed environment, path helpers."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import sandbox_launch
-from tasks.sandbox import (
+from quorum.sandbox import launch as sandbox_launch
+from quorum.sandbox.runner import (
     CommandResult,
     Confinement,
     Isolation,

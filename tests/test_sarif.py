@@ -1,11 +1,11 @@
-"""tasks.sarif: SARIF 2.1.0 structure from verification reports (pure, no tools run)."""
+"""quorum.verify.sarif: SARIF 2.1.0 structure from verification reports (pure, no tools run)."""
 
 from __future__ import annotations
 
 import json
 
-from quorum.models import Finding, Severity, VerificationReport, VerificationStatus
-from tasks.sarif import SARIF_VERSION, relative_uri, to_sarif
+from quorum.domain.models import Finding, Severity, VerificationReport, VerificationStatus
+from quorum.verify.sarif import SARIF_VERSION, relative_uri, to_sarif
 
 COPY = "/tmp/quorum-pytest-abc123/ws"
 LEVELS = {"none", "note", "warning", "error"}

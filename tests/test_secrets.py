@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quorum.call_policy import RetryPolicy
-from quorum.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
-from quorum.llm import LITELLM_LOGGERS, LLMCallError, complete, get_litellm
-from quorum.roster import Roster, StageModel
+from quorum.llm.call_policy import RetryPolicy
+from tests.support.fake_provider import FakeProviderConfig, FakeProviderServer, ModelBehaviour
+from quorum.llm.client import LITELLM_LOGGERS, LLMCallError, complete, get_litellm
+from quorum.domain.roster import Roster, StageModel
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "QUORUM_PLANTED_PROVIDER_AUTH"  # a name that does not look like a key's: only the roster says it is one
@@ -147,7 +147,7 @@ def _files_containing(folder: Path, needle: bytes) -> list[str]:
 
 
 def test_planted_key_is_nowhere_after_a_whole_task_flow(prefect_harness, tmp_path, monkeypatch, all_logs_at_debug, capsys):
-    from flows.request import task_request
+    from quorum.flows.request import task_request
 
     from datetime import datetime, timezone
 

@@ -11,8 +11,8 @@ import pytest
 from moto import mock_aws
 from pydantic import BaseModel
 
-from quorum.models import Decision, Outcome
-from quorum.store import (
+from quorum.domain.models import Decision, Outcome
+from quorum.store.stores import (
     ArtifactNotFound,
     ArtifactStore,
     LocalStore,

@@ -1,10 +1,10 @@
-"""tasks.syntax_check: which files a scanner could not have analysed."""
+"""quorum.verify.syntax_check: which files a scanner could not have analysed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.syntax_check import python_syntax_problems, syntax_problem
+from quorum.verify.syntax_check import python_syntax_problems, syntax_problem
 
 
 def test_syntax_problem_pure() -> None:

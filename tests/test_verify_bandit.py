@@ -1,4 +1,4 @@
-"""tasks.verify_bandit: real bandit runs on small files plus the pure parser on captured JSON."""
+"""quorum.verify.bandit: real bandit runs on small files plus the pure parser on captured JSON."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from quorum.models import Severity, VerificationStatus
-from tasks.verify_bandit import parse_bandit_json, run_bandit
+from quorum.domain.models import Severity, VerificationStatus
+from quorum.verify.bandit import parse_bandit_json, run_bandit
 
 SHELL = """\
 import subprocess
@@ -149,8 +149,8 @@ def test_parse_not_json_is_error() -> None:
 def test_policy_thresholds_reach_bandit(tmp_path):
     """The policy's Bandit thresholds decide what blocks. B105 (a hard-coded password) is low severity,
     medium confidence: it blocks only when the severity bar is lowered, and not when confidence is raised."""
-    from tasks.aggregate import Policy
-    from tasks.verify import bandit_task
+    from quorum.domain.policy import Policy
+    from quorum.tasks.verify import bandit_task
 
     (tmp_path / "app.py").write_text('password = "hunter2"\n')
     added = {"app.py": [1]}

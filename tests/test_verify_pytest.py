@@ -1,4 +1,4 @@
-"""tasks.verify_pytest: throwaway-copy pytest runs (pass, fail, hang, none) and the JUnit parser."""
+"""quorum.verify.pytest_runner: throwaway-copy pytest runs (pass, fail, hang, none) and the JUnit parser."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from quorum.models import Severity, VerificationStatus
-from tasks.sandbox import CommandResult
-from tasks.verify_pytest import judge_run, parse_junit_xml, read_report_file, run_pytest, terminal_counts
+from quorum.domain.models import Severity, VerificationStatus
+from quorum.sandbox.runner import CommandResult
+from quorum.verify.pytest_runner import judge_run, parse_junit_xml, read_report_file, run_pytest, terminal_counts
 
 
 def make_repo(root: Path, files: dict[str, str]) -> Path:

@@ -1,4 +1,4 @@
-"""tasks.verify_semgrep: the shipped rules, the verdict logic, and real offline semgrep runs."""
+"""quorum.verify.semgrep: the shipped rules, the verdict logic, and real offline semgrep runs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from quorum.models import Severity, VerificationStatus
-from tasks.verify_semgrep import DEFAULT_RULES, find_semgrep, parse_semgrep_json, rule_id, run_semgrep
+from quorum.domain.models import Severity, VerificationStatus
+from quorum.verify.semgrep import DEFAULT_RULES, find_semgrep, parse_semgrep_json, rule_id, run_semgrep
 
 needs_semgrep = pytest.mark.skipif(find_semgrep()[0] is None, reason="semgrep binary not found")
 

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from quorum.events import REPO_PUSHED, TASK_REQUESTED, QuorumEvent
-from quorum.github_events import WebhookSettings, route_delivery, sign, signature_problem, task_text
-from quorum.webhook import SECRET_ENV, running_server
+from quorum.domain.events import REPO_PUSHED, TASK_REQUESTED, QuorumEvent
+from quorum.github_webhook.routing import WebhookSettings, route_delivery, sign, signature_problem, task_text
+from quorum.github_webhook.server import SECRET_ENV, running_server
 from tests.event_helpers import read_events, wait_for_events
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -212,7 +212,7 @@ def post(url: str, event: str, payload: dict | bytes, *, secret: str | None = SE
 
 
 def test_http_server_emits_signed_deliveries_and_refuses_the_rest(caplog):
-    caplog.set_level(logging.DEBUG, logger="quorum.webhook")
+    caplog.set_level(logging.DEBUG, logger="quorum.github_webhook.server")
     recorder = Recorder()
     settings = WebhookSettings(secret=SecretStr(SECRET), max_body_bytes=64 * 1024)
     with running_server(settings, emitter=recorder) as server:
@@ -256,7 +256,7 @@ def test_http_server_answers_503_when_prefect_does_not_take_the_event():
 def test_the_cli_refuses_to_start_without_a_secret():
     env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
     run = subprocess.run(
-        [sys.executable, "-m", "quorum.webhook", "--port", "0"],
+        [sys.executable, "-m", "quorum.github_webhook.server", "--port", "0"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode != 0
@@ -299,7 +299,7 @@ def test_python_dash_m_quorum_webhook_end_to_end(prefect_api):
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
     env = {**os.environ, SECRET_ENV: SECRET, "PREFECT_API_URL": prefect_api}
     process = subprocess.Popen(
-        [sys.executable, "-m", "quorum.webhook", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "quorum.github_webhook.server", "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

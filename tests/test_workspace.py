@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.workspace import (
+from quorum.workspace.workspace import (
     GitError,
     Workspace,
     WorkspaceError,
@@ -280,7 +280,7 @@ def test_workspace_diff_shows_changes_and_new_files_without_touching_the_index(p
 
 
 def test_workspace_diff_round_trips_through_apply_patch(plain_source: Path, tmp_path: Path):
-    from tasks.patching import apply_patch
+    from quorum.edits.patching import apply_patch
 
     edited = Path(prepare_workspace(plain_source, tmp_path / "a").path)
     (edited / "pkg/core.py").write_text("def add(a, b):\n    return a + b + 0\n", encoding="utf-8")

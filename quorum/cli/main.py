@@ -1,0 +1,234 @@
+"""`quorum` command line: run one task or a batch, with progress and a summary table.
+
+Exit codes: 0 every task resolved (or approved without acceptance tests); 1 the batch ran but some
+tasks were not resolved; 2 the input is bad (nothing was run); 3 the run itself broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_BROKEN = 0, 1, 2, 3
+DEFAULT_STORE = ".quorum"
+
+
+class InputError(ValueError):
+    """Bad input found before anything ran."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quorum",
+        description="Multi-model AI coding pipelines on Prefect: plan, implement, verify, review, aggregate.",
+        epilog="Exit codes: 0 all resolved, 1 some tasks not resolved, 2 bad input, 3 run failed.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--roster", default=None, help="shipped roster name (scripted, default), a roster YAML file, or block:<name>")
+        p.add_argument("--store", default=DEFAULT_STORE, help="artifact store: a folder, s3://bucket/prefix or block:<name> (default: .quorum)")
+        p.add_argument("--cache-dir", default=None, help="where Prefect persists cached results (default: <store>/cache for a folder store, else .quorum/cache)")
+        p.add_argument("--max-rounds", type=int, default=3, help="implementation rounds before a task fails (default: 3)")
+        p.add_argument("--task-budget", type=float, default=None, metavar="USD", help="stop a task once it has spent this much")
+        p.add_argument("--verbose", action="store_true", help="show Prefect's own logs")
+
+    batch = sub.add_parser("batch", help="run every task of a manifest", description="Run every task of a manifest.")
+    batch.add_argument("manifest", help="manifest YAML file or s3://bucket/key.yaml (see examples/demo.yaml)")
+    batch.add_argument("--parallel", type=int, default=3, help="tasks run at once (default: 3)")
+    batch.add_argument("--batch-id", default=None, help="name of this batch in the store (default: the manifest's 'batch'); the same id again resumes it")
+    batch.add_argument("--batch-budget", type=float, default=None, metavar="USD", help="no new LLM call once the batch has spent this much; tasks not started are reported as skipped")
+    batch.add_argument("--dry-run", action="store_true", help="print the estimated cost per task and stage, run nothing")
+    batch.add_argument("--fan-out", default=None, metavar="DEPLOYMENT", help="run each task as a run of this deployment (e.g. quorum-task-request/on-request) on its work pool; needs PREFECT_API_URL")
+    batch.add_argument("--no-resume", action="store_true", help="run every task again even if this batch id has finished results in the store")
+    common(batch)
+
+    run = sub.add_parser("run", help="run one task on one repository", description="Run one task on one repository.")
+    run.add_argument("--repo", required=True, help="repository folder (a git repo or a plain directory)")
+    text = run.add_mutually_exclusive_group(required=True)
+    text.add_argument("--task", help="the task text")
+    text.add_argument("--task-file", help="a file holding the task text")
+    run.add_argument("--id", default="task", help="task id (default: task)")
+    run.add_argument("--ref", default=None, help="git ref to check out")
+    run.add_argument("--acceptance", default=None, help="held-out acceptance tests folder (outside the repo)")
+    run.add_argument("--script", default=None, help="script file, for scripted models")
+    run.add_argument("--batch-id", default="single", help="name of this run in the store (default: single)")
+    common(run)
+
+    check = sub.add_parser("check-roster", help="validate a roster: models, independence, API keys")
+    check.add_argument("roster")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "check-roster":
+        _configure_prefect(args)  # before anything imports prefect: its settings are read at import
+    try:
+        if args.command == "check-roster":
+            return _check_roster(args.roster)
+        return _run(args)
+    except InputError as exc:
+        print(f"quorum: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("quorum: interrupted", file=sys.stderr)
+        return EXIT_BROKEN
+
+
+def _check_roster(name: str) -> int:
+    roster = _load_roster(name)
+    from quorum.llm.client import check_api_keys
+
+    try:
+        check_api_keys(roster)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    print(f"roster {roster.name}: ok ({', '.join(m.model for m in roster.all_models())})")
+    return EXIT_OK
+
+
+def _load_roster(name: str):
+    from quorum.llm.client import check_roster_models
+    from quorum.domain.roster import RosterError
+
+    try:
+        if name.startswith("block:"):
+            from quorum.tasks.roster import resolve_roster
+
+            roster = resolve_roster(name)
+        else:
+            from quorum.inputs.rosters import load_roster
+
+            roster = load_roster(name)
+        check_roster_models(roster)
+    except (RosterError, ValueError) as exc:
+        raise InputError(str(exc)) from exc
+    return roster
+
+
+def _load_inputs(args: argparse.Namespace):
+    """Everything validated before Prefect starts: manifest, roster, keys, store, policy."""
+    from quorum.llm.client import check_api_keys
+    from quorum.domain.manifest import ManifestError
+    from quorum.inputs.manifests import load_manifest
+    from quorum.blocks.refs import open_store_ref
+    from quorum.domain.policy import Policy
+
+    try:
+        if args.command == "batch":
+            manifest = load_manifest(args.manifest)
+        else:
+            manifest = _single_manifest(args)
+    except ManifestError as exc:
+        raise InputError(str(exc)) from exc
+    roster = _load_roster(args.roster or manifest.roster or "default")
+    if roster.simulated and any(not spec.script for spec in manifest.tasks):
+        missing = ", ".join(spec.id for spec in manifest.tasks if not spec.script)
+        raise InputError(f"roster {roster.name!r} has scripted models but task(s) {missing} have no script")
+    try:
+        check_api_keys(roster)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    try:
+        open_store_ref(args.store)
+    except ValueError as exc:  # BlockRefError included: a malformed or missing `block:` store
+        raise InputError(str(exc)) from exc
+    if args.max_rounds < 1:
+        raise InputError("--max-rounds must be at least 1")
+    if getattr(args, "parallel", 1) < 1:
+        raise InputError("--parallel must be at least 1")
+    if args.task_budget is not None and args.task_budget <= 0:
+        raise InputError("--task-budget must be a positive amount of USD")
+    if getattr(args, "batch_budget", None) is not None and args.batch_budget <= 0:
+        raise InputError("--batch-budget must be a positive amount of USD")
+    if getattr(args, "fan_out", None) and "/" not in args.fan_out:
+        raise InputError("--fan-out takes a deployment name as <flow name>/<deployment name>")
+    policy = Policy(max_rounds=args.max_rounds, task_budget_usd=args.task_budget)
+    return manifest, roster, policy
+
+
+def _single_manifest(args: argparse.Namespace):
+    from quorum.inputs.manifests import parse_manifest
+
+    entry = {"id": args.id, "repo": str(Path(args.repo).resolve())}
+    if args.task:
+        entry["task"] = args.task
+    else:
+        entry["task_file"] = str(Path(args.task_file).resolve())
+    for key in ("ref", "acceptance", "script"):
+        value = getattr(args, key)
+        if value:
+            entry[key] = value if key == "ref" else str(Path(value).resolve())
+    return parse_manifest(
+        {"batch": args.batch_id, "tasks": [entry]}, base=Path.cwd(), label="quorum run", source="command line"
+    )
+
+
+def _configure_prefect(args: argparse.Namespace) -> None:
+    """Defaults that matter on a machine with no network and a slow first server start."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    cache_dir = args.cache_dir
+    if cache_dir is None:
+        is_folder = "://" not in args.store and not args.store.startswith("block:")
+        cache_dir = str(Path(args.store if is_folder else DEFAULT_STORE) / "cache")
+    os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(Path(cache_dir).resolve()))
+
+
+def _dry_run(manifest, roster, policy) -> int:
+    from quorum.cli.display import print_estimate
+    from quorum.domain.estimate import estimate_batch, estimate_task, litellm_price, prompt_sizes
+    from quorum.workspace.workspace import prepare_workspace, read_context, remove_workspace
+
+    estimates = []
+    with tempfile.TemporaryDirectory(prefix="quorum-estimate-") as tmp:
+        for spec in manifest.tasks:
+            workspace = prepare_workspace(Path(spec.repo), Path(tmp), ref=spec.ref)
+            files = read_context(Path(workspace.path))
+            remove_workspace(workspace)
+            sizes = prompt_sizes(spec.task, files)
+            estimates.append(estimate_task(spec.id, sizes, roster, policy.max_rounds, litellm_price))
+    print_estimate(estimate_batch(estimates, roster, policy.max_rounds), simulated=roster.simulated)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    manifest, roster, policy = _load_inputs(args)
+    if getattr(args, "dry_run", False):
+        return _dry_run(manifest, roster, policy)
+    store_url = args.store if "://" in args.store or args.store.startswith("block:") else str(Path(args.store).resolve())
+
+    from quorum.cli.display import BatchDisplay
+
+    display = BatchDisplay([spec.id for spec in manifest.tasks], simulated=roster.simulated)
+    display.banner(manifest, roster, store_url)
+    started = time.time()
+    try:
+        with display:
+            from quorum.flows.batch import batch_pipeline
+
+            report = batch_pipeline(
+                manifest, roster, store_url, policy,
+                max_parallel=getattr(args, "parallel", 1), batch_id=getattr(args, "batch_id", None) or manifest.batch,
+                batch_budget_usd=getattr(args, "batch_budget", None), fan_out_deployment=getattr(args, "fan_out", None),
+                resume=not getattr(args, "no_resume", False),
+            )  # fmt: skip
+    except Exception as exc:
+        print(f"quorum: error: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_BROKEN
+    display.summary(report, wall_s=time.time() - started)
+    unresolved = [r for r in report.results if r.status.value not in {"resolved", "approved_unverified"}]
+    return EXIT_UNRESOLVED if unresolved else EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""Artifact keys and contents (pure): what each stage leaves behind, and where, per DESIGN.md §6."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel
+
+from quorum.domain.models import LLMCall, ReviewResult, VerificationReport
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def slug(text: str) -> str:
+    """A key component from a model string or name: 'scripted/gpt-5-mini' -> 'scripted_gpt-5-mini'."""
+    cleaned = _UNSAFE.sub("_", text).strip("._")
+    return cleaned or "unnamed"
+
+
+def task_prefix(batch_id: str, task_id: str) -> str:
+    return f"runs/{slug(batch_id)}/{slug(task_id)}"
+
+
+def round_prefix(batch_id: str, task_id: str, round_no: int) -> str:
+    return f"{task_prefix(batch_id, task_id)}/{round_no}"
+
+
+def to_json(obj: BaseModel | dict | list) -> str:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump_json(indent=2) + "\n"
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def call_artifacts(prefix: str, calls: list[LLMCall]) -> dict[str, str]:
+    """Every call's prompt and response, kept for audit and replay."""
+    return {
+        f"{prefix}/calls/{call.stage}-{slug(call.model)}-attempt{call.attempt}.json": to_json(call) for call in calls
+    }
+
+
+def verification_artifacts(prefix: str, reports: list[VerificationReport]) -> dict[str, str]:
+    items: dict[str, str] = {}
+    for report in reports:
+        if report.raw and report.raw_name:
+            items[f"{prefix}/verify/{report.raw_name}"] = report.raw
+        if report.log and report.log_name:
+            items[f"{prefix}/verify/{report.log_name}"] = report.log
+        items[f"{prefix}/verify/{slug(report.tool)}.report.json"] = to_json(without_outputs(report))
+    return items
+
+
+def without_outputs(report: VerificationReport) -> VerificationReport:
+    """The report without its raw tool output and log (saved as their own artifacts)."""
+    return report.model_copy(update={"raw": "", "log": ""})
+
+
+def review_artifacts(prefix: str, reviews: list[ReviewResult]) -> dict[str, str]:
+    items = {f"{prefix}/reviews/{slug(r.reviewer)}.json": to_json(r.model_copy(update={"calls": []})) for r in reviews}
+    for review in reviews:
+        items.update(call_artifacts(prefix, review.calls))
+    return items

@@ -1,0 +1,51 @@
+"""Cost and token accounting: pure sums over LLM call records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from quorum.domain.models import CostSummary, LLMCall, StageCost
+
+
+def _add(total: StageCost, call: LLMCall, fresh: bool) -> None:
+    total.calls += 1
+    total.fresh_calls += int(fresh)
+    total.prompt_tokens += call.prompt_tokens
+    total.completion_tokens += call.completion_tokens
+    total.cost_usd += call.cost_usd
+
+
+def summarize_calls(calls: Iterable[LLMCall], *, run_started_at: float = 0.0) -> CostSummary:
+    """Sum calls per stage and model. A call older than `run_started_at` was served from cache."""
+    summary = CostSummary()
+    for call in calls:
+        fresh = call.started_at >= run_started_at
+        summary.simulated = summary.simulated or call.simulated
+        _add(summary.total, call, fresh)
+        _add(summary.by_stage.setdefault(call.stage, StageCost()), call, fresh)
+        _add(summary.by_model.setdefault(call.model, StageCost()), call, fresh)
+    return summary
+
+
+def merge_summaries(summaries: Iterable[CostSummary]) -> CostSummary:
+    merged = CostSummary()
+    for summary in summaries:
+        merged.simulated = merged.simulated or summary.simulated
+        _merge(merged.total, summary.total)
+        for stage, cost in summary.by_stage.items():
+            _merge(merged.by_stage.setdefault(stage, StageCost()), cost)
+        for model, cost in summary.by_model.items():
+            _merge(merged.by_model.setdefault(model, StageCost()), cost)
+    return merged
+
+
+def _merge(into: StageCost, other: StageCost) -> None:
+    into.calls += other.calls
+    into.fresh_calls += other.fresh_calls
+    into.prompt_tokens += other.prompt_tokens
+    into.completion_tokens += other.completion_tokens
+    into.cost_usd += other.cost_usd
+
+
+def format_usd(amount: float) -> str:
+    return f"${amount:.4f}" if amount < 1 else f"${amount:.2f}"

@@ -1,0 +1,276 @@
+"""Pydantic models for everything that crosses a boundary between stages, tasks and storage."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(str, Enum):
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class Finding(BaseModel):
+    """One problem found in a patch, by a tool (semgrep, bandit, pytest, patch) or by a reviewer model.
+
+    Tools and reviewers share this model so aggregation can tell when a tool and a reviewer,
+    or two reviewers, point at the same place.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(description="Who found it: a tool name ('bandit') or a reviewer model string.")
+    rule: str = Field(default="", description="Tool rule id (e.g. 'B602') or a reviewer's short category.")
+    severity: Severity = Severity.medium
+    file: str = Field(default="", description="Path relative to the repository root; empty when not located.")
+    line: int = Field(default=0, ge=0, description="1-based line; 0 when not located.")
+    message: str = ""
+    in_patch: bool = Field(default=True, description="False for pre-existing problems on lines the patch did not add.")
+
+    @property
+    def is_tool(self) -> bool:
+        return self.source in TOOL_SOURCES
+
+    def location(self) -> str:
+        if not self.file:
+            return "(no location)"
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+TOOL_SOURCES = frozenset({"semgrep", "bandit", "pytest", "acceptance", "patch"})
+
+
+class PlanStep(BaseModel):
+    description: str
+    files: list[str] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """The planner's structured output."""
+
+    summary: str = Field(min_length=1)
+    steps: list[PlanStep] = Field(min_length=1)
+    files_to_change: list[str] = Field(default_factory=list)
+    risks: list[str] = Field(default_factory=list)
+
+
+class ReviewFinding(BaseModel):
+    """A finding as a reviewer model writes it (source is filled in by quorum, not the model)."""
+
+    severity: Severity
+    file: str = ""
+    line: int = Field(default=0, ge=0)
+    category: str = ""
+    message: str = Field(min_length=1)
+
+
+class Review(BaseModel):
+    """A reviewer's structured output."""
+
+    verdict: Literal["approve", "request_changes"]
+    summary: str = ""
+    findings: list[ReviewFinding] = Field(default_factory=list)
+
+
+class ReviewResult(BaseModel):
+    """A parsed review attributed to its reviewer."""
+
+    reviewer: str
+    provider: str
+    review: Review
+    calls: list[LLMCall] = Field(default_factory=list)
+
+    def findings(self) -> list[Finding]:
+        return [
+            Finding(
+                source=self.reviewer,
+                rule=f.category,
+                severity=f.severity,
+                file=f.file,
+                line=f.line,
+                message=f.message,
+            )
+            for f in self.review.findings
+        ]
+
+
+class LLMCall(BaseModel):
+    """One call to a model through litellm: what it cost and what it carried (for audit and replay)."""
+
+    stage: str
+    model: str
+    provider: str
+    priced_as: str
+    simulated: bool = Field(description="True for the scripted provider: tokens and cost are simulated.")
+    attempt: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    started_at: float = Field(description="Unix time the call started; older than the run means served from cache.")
+    finish_reason: str = ""
+    messages: list[dict] = Field(default_factory=list)
+    response_text: str = ""
+    error: str = ""
+    error_kind: str = Field(
+        default="",
+        description="Why the call failed: rate_limit, server_error, timeout, connection, auth, context_length, "
+        "content_filter, bad_request, ... (empty when a reply came back).",
+    )
+    retries: int = Field(default=0, description="Failed requests before this reply (all models of the chain).")
+    attempt_errors: list[str] = Field(
+        default_factory=list, description="One line per failed request: model, kind, status, wait (secrets redacted)."
+    )
+    fallback_from: str = Field(default="", description="The stage's primary model when a fallback served the call.")
+    wait_s: float = Field(
+        default=0.0, description="Time not spent on this reply: queued for provider slots, failed requests, backoff."
+    )
+
+
+class VerificationStatus(str, Enum):
+    passed = "passed"
+    failed = "failed"
+    incomplete = "incomplete"
+    error = "error"
+
+    @classmethod
+    def judge(cls, *, blocking: bool, incomplete: bool) -> VerificationStatus:
+        """A scan's verdict: blocking findings first, then an incomplete scan; never clean by default."""
+        if blocking:
+            return cls.failed
+        return cls.incomplete if incomplete else cls.passed
+
+
+class VerificationReport(BaseModel):
+    tool: str
+    status: VerificationStatus
+    summary: str = ""
+    findings: list[Finding] = Field(default_factory=list)
+    tool_version: str = ""
+    duration_s: float = 0.0
+    raw: str = Field(default="", description="The tool's machine-readable output (JSON or JUnit XML).", repr=False)
+    raw_name: str = Field(default="", description="Artifact file name for raw, e.g. 'bandit.json'.")
+    reason: str = Field(
+        default="",
+        description=(
+            "Why this verdict, machine-readable: 'failed' (tests failed), 'findings' (scanner), 'timeout', "
+            "'resource_limit' (see limit_hit), 'inconsistent_report' (JUnit XML, exit code and summary "
+            "disagree), 'no_report', 'crashed', 'scan_errors', 'unparseable_files', 'not_scanned', "
+            "'sandbox_error', 'tool_error'; '' when passed."
+        ),
+    )
+    limit_hit: str = Field(default="", description="For reason 'resource_limit': 'cpu', 'memory', 'processes' or 'file_size'.")
+    network_isolated: bool | None = Field(
+        default=None, description="Runs of untrusted code: True when it had no network; None for scanners."
+    )
+    sandbox: dict[str, Any] = Field(default_factory=dict, description="How untrusted code was confined (quorum.sandbox.runner.Isolation).")
+    log: str = Field(default="", repr=False, description="The run's output (stdout, stderr), head and tail kept past a cap.")
+    log_name: str = Field(default="", description="Artifact file name for log, e.g. 'pytest.log'.")
+
+    @property
+    def blocking(self) -> bool:
+        return self.status != VerificationStatus.passed
+
+
+class PatchResult(BaseModel):
+    applied: bool
+    reason: str = ""
+    files: list[str] = Field(default_factory=list)
+    added_lines: dict[str, list[int]] = Field(default_factory=dict)
+
+
+class Outcome(str, Enum):
+    approve = "approve"
+    revise = "revise"
+    escalate = "escalate"
+    fail = "fail"
+
+
+class Decision(BaseModel):
+    outcome: Outcome
+    reasons: list[str]
+    findings: list[Finding] = Field(default_factory=list, description="The findings that drove the decision.")
+    policy_version: str
+    round: int
+
+
+class TaskStatus(str, Enum):
+    resolved = "resolved"
+    approved_unverified = "approved_unverified"
+    escalated = "escalated"
+    failed = "failed"
+    error = "error"
+    skipped = "skipped"
+
+
+class StageCost(BaseModel):
+    calls: int = 0
+    fresh_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class CostSummary(BaseModel):
+    simulated: bool = False
+    total: StageCost = Field(default_factory=StageCost)
+    by_stage: dict[str, StageCost] = Field(default_factory=dict)
+    by_model: dict[str, StageCost] = Field(default_factory=dict)
+
+
+class RoundRecord(BaseModel):
+    round: int
+    patch_applied: bool
+    patch_reason: str = ""
+    verification: list[VerificationReport] = Field(default_factory=list)
+    reviews: list[ReviewResult] = Field(default_factory=list)
+    decision: Decision
+
+
+class TaskResult(BaseModel):
+    batch_id: str
+    task_id: str
+    repo: str
+    status: TaskStatus
+    reason: str = ""
+    rounds: int = 0
+    decision: Decision | None = None
+    acceptance: VerificationReport | None = None
+    cost: CostSummary = Field(default_factory=CostSummary)
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(default_factory=dict, description="Artifact name -> store key.")
+    policy_version: str = ""
+    spec_digest: str = Field(default="", description="Digest of task, roster and policy; a resumed batch reuses a result only if it matches.")
+    reused: bool = Field(default=False, description="Taken from an earlier run of the same batch (resume), not run again.")
+
+
+class BatchReport(BaseModel):
+    batch_id: str
+    started_at: float
+    finished_at: float
+    roster: str
+    store: str
+    results: list[TaskResult]
+    cost: CostSummary
+    counts: dict[str, int]
+    resolved_rate: float
+    cost_per_task_usd: float
+    cost_per_resolved_usd: float | None
+    fresh_llm_calls: int
+    cached_llm_calls: int
+    reused_results: int = Field(default=0, description="Tasks whose result an earlier, interrupted run of this batch had finished.")
+    mode: str = Field(default="in-process", description="'in-process' or 'fan-out' (one deployment run per task).")
+    batch_budget_usd: float | None = None
+
+
+ReviewResult.model_rebuild()

@@ -1,0 +1,247 @@
+"""The model roster: which model serves each stage, its fallbacks, provider limits and budgets.
+
+Validation here is pure (no litellm import); checks that need litellm's price table or the
+environment live in `quorum.llm.client` so they can be run before any call is made.
+
+A model's provider is the prefix of its litellm model string (for a scripted model, of the model
+it simulates). Provider identity drives both the reviewer-independence rule and the per-provider
+limits, so a fallback is held to the same rule as the model it stands in for.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+SCRIPTED_PROVIDER = "scripted"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class RosterError(ValueError):
+    """A roster that cannot be used; the message names the offending models."""
+
+
+def expand_env(text: str) -> str:
+    """Replace `${NAME}` and `${NAME:-default}` with environment values; an unset name without default is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        raise ValueError(f"{match.group(0)} is not set in the environment (write ${{{name}:-default}} for a default)")
+
+    return ENV_REFERENCE.sub(value, text)
+
+
+class StageModel(BaseModel):
+    """One model serving one stage, as a litellm model string with its sampling settings and fallbacks."""
+
+    model: str = Field(title="Model", description="litellm model string, e.g. 'anthropic/claude-sonnet-4-5'.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=4096, gt=0)
+    priced_as: str | None = Field(
+        default=None,
+        description="Scripted models only: the real model whose prices (and provider) the simulation stands in for.",
+    )
+    api_base: str | None = Field(
+        default=None,
+        title="API base URL",
+        description="Endpoint for this model (e.g. the fake provider server); ${VAR} and ${VAR:-default} are "
+        "expanded from the environment. Default: the provider's own endpoint.",
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        title="API key variable",
+        description="Name of the environment variable holding the API key (the key itself is never stored). "
+        "Default: litellm's variable for the provider, e.g. OPENAI_API_KEY.",
+    )
+    fallbacks: list[StageModel] = Field(
+        default_factory=list,
+        description="Models tried in order when this one keeps failing on transient errors (429, 5xx, timeouts).",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _has_provider_prefix(cls, value: str) -> str:
+        prefix, sep, name = value.partition("/")
+        if not sep or not prefix or not name:
+            raise ValueError(f"model string {value!r} needs a provider prefix, e.g. 'openai/gpt-5-mini'")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _expand_api_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        expanded = expand_env(value).rstrip("/")
+        if not expanded.startswith(("http://", "https://")):
+            raise ValueError(f"api_base {expanded!r} must be an http(s) URL")
+        return expanded
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _is_a_variable_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(
+                "api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key itself"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StageModel:
+        if self.is_scripted and not self.priced_as:
+            raise ValueError(f"scripted model {self.model!r} must declare priced_as (the real model it simulates)")
+        if not self.is_scripted and self.priced_as:
+            raise ValueError(f"priced_as is only for scripted models, not {self.model!r}")
+        if self.is_scripted and self.api_base:
+            raise ValueError(f"scripted model {self.model!r} takes no api_base (its replies come from a script file)")
+        for fallback in self.fallbacks:
+            if fallback.fallbacks:
+                raise ValueError(f"fallback {fallback.model} of {self.model} cannot have fallbacks of its own")
+            if fallback.model == self.model and fallback.api_base == self.api_base:
+                raise ValueError(f"{self.model} lists itself as a fallback")
+        return self
+
+    @property
+    def is_scripted(self) -> bool:
+        return self.model.startswith(SCRIPTED_PROVIDER + "/")
+
+    @property
+    def pricing_model(self) -> str:
+        return self.priced_as or self.model
+
+    @property
+    def provider(self) -> str:
+        """The provider this model's calls go to; for a scripted model, the provider it simulates."""
+        return self.pricing_model.partition("/")[0]
+
+    def chain(self) -> list[StageModel]:
+        """This model followed by its fallbacks, in the order they are tried."""
+        return [self, *self.fallbacks]
+
+    def providers(self) -> set[str]:
+        return {m.provider for m in self.chain()}
+
+
+class ProviderLimits(BaseModel):
+    """What one provider accepts from the whole batch (Prefect global concurrency and rate limits)."""
+
+    concurrency: int | None = Field(default=None, gt=0, description="Calls in flight; default: the roster's default_concurrency.")
+    rpm: int | None = Field(default=None, gt=0, description="Requests per minute (none: not limited).")
+    tpm: int | None = Field(
+        default=None, gt=0, description="Tokens per minute, counted as prompt estimate + max_tokens (none: not limited)."
+    )
+
+
+class Roster(BaseModel):
+    name: str = "custom"
+    planner: StageModel
+    implementer: StageModel
+    reviewers: list[StageModel] = Field(min_length=2)
+    limits: dict[str, ProviderLimits] = Field(
+        default_factory=dict,
+        description="Per provider (the model-string prefix): concurrency, rpm, tpm across a whole batch.",
+    )
+    default_concurrency: int = Field(default=4, gt=0, description="Concurrency for providers without one in limits.")
+    task_budget_usd: float | None = Field(default=None, gt=0, description="Most one task may spend on model calls.")
+    batch_budget_usd: float | None = Field(default=None, gt=0, description="Most a whole batch may spend.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _concurrency_mapping_is_limits(cls, data: Any) -> Any:
+        """Older rosters said `concurrency: {provider: n}`; that is `limits: {provider: {concurrency: n}}`."""
+        if isinstance(data, dict) and "concurrency" in data:
+            data = dict(data)
+            legacy = data.pop("concurrency") or {}
+            if not isinstance(legacy, dict):
+                raise ValueError("concurrency must map provider -> calls in flight")
+            limits = {provider: dict(value or {}) for provider, value in (data.get("limits") or {}).items()}
+            for provider, value in legacy.items():
+                limits.setdefault(provider, {}).setdefault("concurrency", value)
+            data["limits"] = limits
+        return data
+
+    @model_validator(mode="after")
+    def _reviewers_independent(self) -> Roster:
+        problems = independence_problems(self.implementer, self.reviewers)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        return any(m.is_scripted for m in self.all_models())
+
+    def primary_models(self) -> list[StageModel]:
+        return [self.planner, self.implementer, *self.reviewers]
+
+    def all_models(self) -> list[StageModel]:
+        """Every model the roster may call: each stage's model followed by its fallbacks."""
+        return [model for primary in self.primary_models() for model in primary.chain()]
+
+    def providers(self) -> list[str]:
+        return sorted({m.provider for m in self.all_models()})
+
+    @property
+    def concurrency(self) -> dict[str, int]:
+        """Calls in flight per provider the roster uses (its limit, else default_concurrency)."""
+        return {provider: limits.concurrency or self.default_concurrency for provider, limits in self.provider_limits().items()}
+
+    def provider_limits(self) -> dict[str, ProviderLimits]:
+        """Limits for every provider the roster uses, concurrency filled in with the default."""
+        resolved = {}
+        for provider in self.providers():
+            declared = self.limits.get(provider, ProviderLimits())
+            resolved[provider] = declared.model_copy(
+                update={"concurrency": declared.concurrency or self.default_concurrency}
+            )
+        return resolved
+
+
+def _describe(role: str, primary: StageModel, model: StageModel) -> str:
+    return f"{role} {primary.model}" if model is primary else f"{role} {primary.model}'s fallback {model.model}"
+
+
+def independence_problems(implementer: StageModel, reviewers: list[StageModel]) -> list[str]:
+    """Reviewer-independence rule, fallbacks included: no model a reviewer may use shares a provider with any
+    model the implementer may use, nor with any model another reviewer may use."""
+    problems = []
+    for reviewer in reviewers:
+        for reviewing in reviewer.chain():
+            for implementing in implementer.chain():
+                if reviewing.provider == implementing.provider:
+                    problems.append(
+                        f"{_describe('reviewer', reviewer, reviewing)} shares provider {reviewing.provider!r} "
+                        f"with {_describe('implementer', implementer, implementing)}"
+                    )
+    for index, first in enumerate(reviewers):
+        for second in reviewers[index + 1 :]:
+            for one in first.chain():
+                for other in second.chain():
+                    if one.provider != other.provider:
+                        continue
+                    if one is first and other is second:
+                        problems.append(f"reviewers {first.model} and {second.model} share provider {one.provider!r}")
+                    else:
+                        problems.append(
+                            f"{_describe('reviewer', first, one)} and {_describe('reviewer', second, other)} "
+                            f"share provider {one.provider!r}"
+                        )
+    return problems
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """The first three problems of a validation error, one line, with where each one is."""
+    parts = []
+    for err in exc.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)

@@ -1,0 +1,119 @@
+"""Manifests from files or S3, resolved against the file system: every entry checked before anything runs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from quorum.domain.manifest import TASK_ID_PATTERN, Manifest, ManifestError, TaskSpec, _describe_location, _Manifest, _ManifestEntry, is_remote_repo
+
+
+def load_manifest(path: str | Path, *, base: Path | None = None) -> Manifest:
+    """A manifest from a file, or from S3 (`s3://bucket/key.yaml`, read with boto3).
+
+    Relative paths in a file manifest resolve against its folder; in an S3 manifest, against
+    `base` (default: the working directory, which is QUORUM_HOME for deployment runs).
+    """
+    if str(path).startswith("s3://"):
+        return _load_s3_manifest(str(path), base or Path.cwd())
+    manifest_path = Path(path)
+    if not manifest_path.is_file():
+        raise ManifestError(f"manifest {manifest_path} does not exist")
+    try:
+        raw = yaml.safe_load(manifest_path.read_text())
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"manifest {manifest_path} is not valid YAML: {exc}") from exc
+    return parse_manifest(
+        raw, base=manifest_path.resolve().parent, label=f"manifest {manifest_path}", source=str(manifest_path.resolve())
+    )
+
+
+def _load_s3_manifest(uri: str, base: Path) -> Manifest:
+    from quorum.store.stores import ArtifactNotFound, open_store
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise ManifestError(f"manifest {uri}: an S3 manifest URI needs a bucket and a key (s3://bucket/path.yaml)")
+    try:
+        text = open_store(f"s3://{bucket}").get_text(key)
+    except ArtifactNotFound as exc:
+        raise ManifestError(f"manifest {uri} does not exist") from exc
+    except ValueError as exc:
+        raise ManifestError(f"manifest {uri}: {exc}") from exc
+    except Exception as exc:  # boto3/botocore errors: credentials, endpoint, permissions
+        raise ManifestError(f"manifest {uri} could not be read: {type(exc).__name__}: {exc}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"manifest {uri} is not valid YAML: {exc}") from exc
+    return parse_manifest(raw, base=base.resolve(), label=f"manifest {uri}", source=uri)
+
+
+def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manifest:
+    """Validate manifest data; relative paths resolve against `base`, errors start with `label`."""
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{label} must be a mapping with a 'tasks' list")
+    try:
+        parsed = _Manifest.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = _describe_location(raw, err["loc"])
+        raise ManifestError(f"{label}: {where}: {err['msg']}") from exc
+    if not TASK_ID_PATTERN.match(parsed.batch):
+        raise ManifestError(f"{label}: batch name {parsed.batch!r} must be letters, digits, '.', '_' or '-'")
+
+    seen: set[str] = set()
+    specs = []
+    for entry in parsed.tasks:
+        entry_label = f"{label}: task {entry.id!r}"
+        if entry.id in seen:
+            raise ManifestError(f"{entry_label}: duplicate task id")
+        seen.add(entry.id)
+        specs.append(_resolve_entry(entry, base, entry_label))
+    return Manifest(batch=parsed.batch, roster=parsed.roster, source=source, tasks=specs)
+
+
+def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
+    remote = is_remote_repo(entry.repo)
+    repo = Path(entry.repo) if remote else (base / entry.repo).resolve()
+    if not remote and not repo.is_dir():
+        raise ManifestError(f"{label}: repository path {repo} does not exist or is not a directory")
+    if bool(entry.task) == bool(entry.task_file):
+        raise ManifestError(f"{label}: give exactly one of 'task' (text) or 'task_file' (path)")
+    if entry.task_file:
+        task_path = (base / entry.task_file).resolve()
+        if not task_path.is_file():
+            raise ManifestError(f"{label}: task_file {task_path} does not exist")
+        task_text = task_path.read_text().strip()
+    else:
+        task_text = (entry.task or "").strip()
+    if not task_text:
+        raise ManifestError(f"{label}: the task text is empty")
+
+    acceptance = None
+    if entry.acceptance:
+        acceptance_path = (base / entry.acceptance).resolve()
+        if not acceptance_path.is_dir():
+            raise ManifestError(f"{label}: acceptance tests directory {acceptance_path} does not exist")
+        if not remote and (acceptance_path == repo or repo in acceptance_path.parents):
+            raise ManifestError(f"{label}: acceptance tests must live outside the repository (models would see them)")
+        acceptance = str(acceptance_path)
+
+    script = None
+    digest = ""
+    if entry.script:
+        script_path = (base / entry.script).resolve()
+        if not script_path.is_file():
+            raise ManifestError(f"{label}: script {script_path} does not exist")
+        script = str(script_path)
+        digest = hashlib.sha256(script_path.read_bytes()).hexdigest()
+    try:
+        return TaskSpec(
+            id=entry.id, repo=entry.repo if remote else str(repo), ref=entry.ref, task=task_text,
+            acceptance=acceptance, script=script, script_sha256=digest,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise ManifestError(f"{label}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc

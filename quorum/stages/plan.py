@@ -1,0 +1,52 @@
+"""Plan stage: the premium model turns a task and the repository into a structured plan."""
+
+from __future__ import annotations
+
+import sys
+
+from quorum.domain.manifest import TaskSpec
+from quorum.domain.models import Plan
+from quorum.domain.roster import StageModel
+from quorum.llm.client import ask_structured
+from quorum.stages import prompting
+from quorum.stages.output import StageOutput
+from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_repository
+from quorum.stages.templates import load_template
+
+
+class PlanOutput(StageOutput):
+    plan: Plan
+
+
+def build_plan_messages(task_text: str, files: dict[str, str]) -> list[dict[str, str]]:
+    system = TEMPLATE.render("system", schema=json_schema_hint(Plan))
+    user = f"{delimit('task', task_text)}\n\n{render_repository(files)}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def parse_plan(text: str) -> Plan:
+    return parse_model_reply(text, Plan)  # type: ignore[return-value]
+
+
+def render_plan_markdown(plan: Plan) -> str:
+    lines = [f"# Plan\n\n{plan.summary}\n", "## Steps\n"]
+    for number, step in enumerate(plan.steps, start=1):
+        files = f" ({', '.join(step.files)})" if step.files else ""
+        lines.append(f"{number}. {step.description}{files}")
+    if plan.files_to_change:
+        lines.append("\n## Files to change\n")
+        lines.extend(f"- `{path}`" for path in plan.files_to_change)
+    if plan.risks:
+        lines.append("\n## Risks\n")
+        lines.extend(f"- {risk}" for risk in plan.risks)
+    return "\n".join(lines) + "\n"
+
+
+def run_plan(spec: TaskSpec, planner: StageModel, files: dict[str, str]) -> PlanOutput:
+    messages = build_plan_messages(spec.task, files)
+    plan, calls = ask_structured("plan", planner, messages, parse_plan, script=spec.script, round_no=1)
+    return PlanOutput(plan=plan, calls=calls)
+
+
+TEMPLATE = load_template("plan", sys.modules[__name__], prompting)
+PROMPT_VERSION = TEMPLATE.version

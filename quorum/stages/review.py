@@ -1,0 +1,55 @@
+"""Review stage: an independent model reviews the patch with the verification reports in view."""
+
+from __future__ import annotations
+
+import sys
+
+from quorum.domain.manifest import TaskSpec
+from quorum.domain.models import Plan, Review, ReviewResult, VerificationReport
+from quorum.domain.roster import StageModel
+from quorum.llm.client import ask_structured
+from quorum.stages import prompting
+from quorum.stages.implement import render_findings
+from quorum.stages.plan import render_plan_markdown
+from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_repository, stable_text
+from quorum.stages.templates import load_template
+
+
+def render_tool_report(verification: list[VerificationReport]) -> str:
+    """Verification as reviewers see it: stable text only (no durations), so review caching holds."""
+    if not verification:
+        return "(no verification reports)"
+    return "\n".join(
+        f"{report.tool}: {report.status.value} - {stable_text(report.summary)}\n{render_findings(report.findings)}"
+        for report in verification
+    )
+
+
+def build_review_messages(
+    task_text: str, files: dict[str, str], plan: Plan, diff: str, tool_report: str
+) -> list[dict[str, str]]:
+    system = TEMPLATE.render("system", schema=json_schema_hint(Review))
+    parts = [
+        delimit("task", task_text),
+        delimit("plan", render_plan_markdown(plan)),
+        delimit("patch", diff),
+        delimit("report", tool_report),
+        render_repository(files),
+    ]
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def parse_review(text: str) -> Review:
+    return parse_model_reply(text, Review)  # type: ignore[return-value]
+
+
+def run_review(
+    spec: TaskSpec, reviewer: StageModel, files: dict[str, str], plan: Plan, diff: str, tool_report: str, round_no: int
+) -> ReviewResult:
+    messages = build_review_messages(spec.task, files, plan, diff, tool_report)
+    review, calls = ask_structured("review", reviewer, messages, parse_review, script=spec.script, round_no=round_no)
+    return ReviewResult(reviewer=reviewer.model, provider=reviewer.provider, review=review, calls=calls)
+
+
+TEMPLATE = load_template("review", sys.modules[__name__], prompting)
+PROMPT_VERSION = TEMPLATE.version

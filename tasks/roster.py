@@ -1,0 +1,32 @@
+"""Loading and checking the roster inside a run, one task each."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from quorum.llm.client import check_api_keys, check_roster_models
+from quorum.domain.roster import Roster
+from quorum.inputs.rosters import load_roster
+
+BLOCK_PREFIX = "block:"
+
+
+def resolve_roster(ref: str) -> Roster:
+    """A shipped roster name, a roster YAML file, or `block:<name>` (a QuorumRoster block on the server)."""
+    if ref.startswith(BLOCK_PREFIX):
+        from quorum.blocks.refs import resolve_roster as from_block
+
+        return from_block(ref)
+    return load_roster(ref)
+
+
+@task(name="resolve-roster", task_run_name="roster · {ref}")
+def resolve_roster_task(ref: str) -> Roster:
+    return resolve_roster(ref)
+
+
+@task(name="check-roster", task_run_name="check roster · {roster.name}")
+def check_roster_task(roster: Roster) -> None:
+    """Unknown models and missing API keys stop the run before any call is made."""
+    check_roster_models(roster)
+    check_api_keys(roster)
