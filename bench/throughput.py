@@ -392,7 +392,7 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     print(f"| peak RSS of the batch process | {peak_rss_mb:.0f} MB |")
     print(f"| warm re-run: flow time (start-up) / LLM work / requests to providers / fresh calls | {warm_total:.2f} s "
           f"({warm['startup']:.2f} s) / {warm['makespan']:.2f} s / {warm_requests} / {warm['fresh_calls']} |")  # fmt: skip
-    print(f"| provider slot pool: " + "; ".join(
+    print("| provider slot pool: " + "; ".join(
         f"{p} {s['requests']} requests, {s['slots_leased']} slots in {s['leased']} leases, {s['denied']} denied, {s['returned']} returned" for p, s in sorted(pools.items()))
         + " |")  # fmt: skip
     print(f"| requests to the Prefect server for slots: count / busy answers retried / total s / slowest s | "

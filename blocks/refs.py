@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from quorum.domain.roster import Roster, RosterError
 from quorum.inputs.rosters import load_roster
-from quorum.store.stores import ArtifactStore, open_store
+from quorum.store import ArtifactStore, open_store
 
 BLOCK_PREFIX = "block:"
 _BLOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")

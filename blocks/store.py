@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from quorum.store.stores import ArtifactStore, S3Store, open_store
+from quorum.store import ArtifactStore, S3Store, open_store
 
 
 class QuorumArtifactStore(Block):

@@ -16,24 +16,29 @@ import time
 from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 
-from prefect import flow, task
+from prefect import flow
 from prefect.runtime import flow_run
 
-from quorum.flows.pipeline import task_pipeline
-from quorum.domain import budget as budgets
-from quorum.domain.artifacts import slug, task_prefix
-from quorum.store.stores import default_store_url
+from quorum.domain.artifacts import report_key, result_key
+from quorum.domain.budget import UNLIMITED, SpendAccount, exhausted
 from quorum.domain.manifest import Manifest, TaskSpec
 from quorum.domain.models import BatchReport, TaskResult, TaskStatus
-from quorum.domain.resume import as_reused, reusable, spec_digest
-from quorum.domain.results import build_batch_report, render_batch_markdown, result_row, ui_key
-from quorum.domain.roster import Roster
 from quorum.domain.policy import Policy
+from quorum.domain.progress import ProgressSink, ignore_progress
+from quorum.domain.results import build_batch_report, render_batch_markdown, result_row, ui_key
+from quorum.domain.resume import as_reused, reusable, spec_digest
+from quorum.domain.roster import Roster
+from quorum.domain.run import RunContext
+from quorum.flows.pipeline import task_pipeline
+from quorum.prefect_api.budget_ledger import close_batch_account, open_batch_account
+from quorum.store import default_store_url
 from quorum.tasks.events import emit_batch_completed_task, emit_batch_started_task
 from quorum.tasks.fan_out import run_task_deployment
 from quorum.tasks.limits import ensure_limits_task
+from quorum.tasks.manifest import load_manifest_task
 from quorum.tasks.roster import check_roster_task, resolve_roster_task
-from quorum.tasks.store import publish_markdown_task, publish_table_task, read_results_task, save_artifacts_task
+from quorum.tasks.store import open_store_task, read_results_task, save_artifacts_task
+from quorum.tasks.ui import publish_markdown_task, publish_table_task
 
 DEFAULT_TASK_DEPLOYMENT = "quorum-task-request/on-request"
 
@@ -59,6 +64,7 @@ def batch_pipeline(
     fan_out_deployment: str | None = None,
     resume: bool = True,
     task_timeout_s: float = 3600.0,
+    progress: ProgressSink | None = None,
 ) -> BatchReport:
     policy = policy or Policy()
     if policy.task_budget_usd is None and roster.task_budget_usd is not None:
@@ -71,36 +77,32 @@ def batch_pipeline(
     ensure_limits_task(roster)
     mode = "fan-out" if fan_out_deployment else "in-process"
     emit_batch_started_task(batch_id, len(manifest.tasks), roster.name, store_url, mode)
+    store = open_store_task(store_url)
 
-    previous = read_results_task(store_url, batch_id, [spec.id for spec in manifest.tasks]) if resume else {}
+    previous = read_results_task(store, batch_id, [spec.id for spec in manifest.tasks]) if resume else {}
     digests = {spec.id: spec_digest(spec, roster, policy) for spec in manifest.tasks}
     kept = {tid: as_reused(r) for tid, r in previous.items() if reusable(r, digests[tid])}
-    budget = budgets.BatchBudget(batch_budget_usd, spent_usd=sum(r.cost.total.cost_usd for r in kept.values()))
-    budgets.register_batch(batch_id, budget)
+    account: SpendAccount = UNLIMITED
+    if batch_budget_usd is not None:
+        account = open_batch_account(batch_id, batch_budget_usd, spent_usd=sum(r.cost.total.cost_usd for r in kept.values()))
+    run = RunContext(batch_id=batch_id, store_url=store_url, store=store, started_at=started, budget=account,
+                     progress=progress or ignore_progress)  # fmt: skip
 
     def run_one(spec: TaskSpec) -> TaskResult:
         if spec.id in kept:
             return kept[spec.id]
-        if budget.exhausted():
-            return _skipped(spec, batch_id, f"budget: batch budget ${budget.limit_usd:.4f} spent before the task started")
+        if exhausted(account):
+            return _skipped(spec, batch_id, f"budget: batch budget ${batch_budget_usd:.4f} spent before the task started")
         try:
             if fan_out_deployment:
-                task_policy = policy
-                remaining = budget.remaining_usd()
-                if remaining is not None:  # the task's own process cannot see this batch's account
-                    cap = min(remaining, policy.task_budget_usd or remaining)
-                    task_policy = policy.model_copy(update={"task_budget_usd": cap})
-                result = run_task_deployment(
-                    fan_out_deployment, spec, roster, task_policy, store_url, batch_id, started, task_timeout_s
-                )
-                budget.charge(result.cost.total.cost_usd)
-                return result
-            return task_pipeline(spec, roster, policy, store_url, batch_id, run_started_at=started)
+                budget_account = getattr(account, "name", None)
+                return run_task_deployment(fan_out_deployment, spec, roster, policy, run, budget_account, task_timeout_s)
+            return task_pipeline(spec, roster, policy, run)
         except Exception as exc:  # a crashed subflow is reported, never dropped
             return TaskResult(
                 batch_id=batch_id, task_id=spec.id, repo=spec.repo, status=TaskStatus.error,
                 reason=f"pipeline crashed: {type(exc).__name__}: {exc}",
-                artifacts={"result": f"{task_prefix(batch_id, spec.id)}/result.json"},
+                artifacts={"result": result_key(batch_id, spec.id)},
             )  # fmt: skip
 
     workers = max(1, max_parallel)
@@ -110,25 +112,19 @@ def batch_pipeline(
             futures = [pool.submit(contextvars.copy_context().run, run_one, spec) for spec in manifest.tasks]
             results = [future.result() for future in futures]
     finally:
-        budgets.unregister_batch(batch_id)
+        if account is not UNLIMITED:
+            close_batch_account(account)  # type: ignore[arg-type]
 
     report = build_batch_report(
         batch_id=batch_id, started_at=started, finished_at=time.time(),
         roster=roster.name, store=store_url, results=results,
         mode=mode, batch_budget_usd=batch_budget_usd,
     )  # fmt: skip
-    save_artifacts_task(store_url, {f"runs/{slug(batch_id)}/report.json": report.model_dump_json(indent=2)}, label="report")
+    save_artifacts_task(store, {report_key(batch_id): report.model_dump_json(indent=2)}, label="report")
     publish_table_task(ui_key("quorum", batch_id, "results"), [result_row(r) for r in results], f"quorum batch {batch_id}")
     publish_markdown_task(ui_key("quorum", batch_id, "summary"), render_batch_markdown(report), f"quorum batch {batch_id}")
     emit_batch_completed_task(report)
     return report
-
-
-@task(name="load-manifest", task_run_name="manifest · {manifest_path}")
-def load_manifest_task(manifest_path: str) -> Manifest:
-    from quorum.inputs.manifests import load_manifest
-
-    return load_manifest(manifest_path)
 
 
 @flow(name="quorum-batch-from-files", flow_run_name="{manifest_path}", log_prints=True)

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import time
 
-from prefect import flow, task
+from prefect import flow
 from prefect.runtime import flow_run
 
+from quorum.domain.budget import UNLIMITED
+from quorum.domain.run import RunContext
 from quorum.flows.pipeline import task_pipeline
-from quorum.domain.manifest import TaskSpec
+from quorum.prefect_api.budget_ledger import PrefectSpendAccount
+from quorum.tasks.request import read_request_task
+from quorum.tasks.store import open_store_task
 from quorum.domain.models import TaskResult
-from quorum.inputs.requests import TaskRequest, request_spec
+from quorum.inputs.requests import TaskRequest
 from quorum.domain.roster import Roster
-from quorum.store.stores import default_store_url
+from quorum.store import default_store_url
 from quorum.domain.policy import Policy
 from quorum.tasks.limits import ensure_limits_task
 from quorum.tasks.roster import check_roster_task, resolve_roster_task
@@ -25,11 +29,6 @@ from quorum.tasks.roster import check_roster_task, resolve_roster_task
 def _run_name() -> str:
     params = flow_run.parameters or {}
     return str(params.get("task_id") or params.get("repo") or "request")
-
-
-@task(name="read-request", task_run_name="request · {request.task_id}")
-def read_request_task(request: TaskRequest) -> TaskSpec:
-    return request_spec(request)
 
 
 @flow(name="quorum-task-request", flow_run_name=_run_name, log_prints=True)
@@ -47,11 +46,13 @@ def task_request(
     policy: Policy | None = None,
     run_started_at: float | None = None,
     check_limits: bool = True,
+    budget_account: str | None = None,
 ) -> TaskResult:
     """One (repository, task) pair through the pipeline.
 
     `roster` is a shipped name, a file, `block:<name>` or a roster; the store defaults to $QUORUM_STORE,
-    else `.quorum` in the working directory.
+    else `.quorum` in the working directory. `budget_account` names the spend account of the batch
+    this task belongs to (set by a batch that fans out), so it draws on the batch's balance.
     """
     started = run_started_at or time.time()
     store_url = store_url or default_store_url()
@@ -63,4 +64,7 @@ def task_request(
     if check_limits:  # a batch that fans out has done both already, for all its tasks
         check_roster_task(loaded)
         ensure_limits_task(loaded)
-    return task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), store_url, batch_id, run_started_at=started)
+    account = PrefectSpendAccount(budget_account) if budget_account else UNLIMITED
+    run = RunContext(batch_id=batch_id, store_url=store_url, store=open_store_task(store_url), started_at=started,
+                     budget=account)  # fmt: skip
+    return task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), run)

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 from prefect import task
 
-from quorum.llm.client import check_api_keys, check_roster_models
+from quorum.blocks.refs import resolve_roster
 from quorum.domain.roster import Roster
-from quorum.inputs.rosters import load_roster
-
-BLOCK_PREFIX = "block:"
-
-
-def resolve_roster(ref: str) -> Roster:
-    """A shipped roster name, a roster YAML file, or `block:<name>` (a QuorumRoster block on the server)."""
-    if ref.startswith(BLOCK_PREFIX):
-        from quorum.blocks.refs import resolve_roster as from_block
-
-        return from_block(ref)
-    return load_roster(ref)
+from quorum.llm.client import check_api_keys, check_roster_models
 
 
 @task(name="resolve-roster", task_run_name="roster · {ref}")
 def resolve_roster_task(ref: str) -> Roster:
+    """A shipped roster name, a roster YAML file, or `block:<name>` (a QuorumRoster block on the server)."""
     return resolve_roster(ref)
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from quorum.domain.budget import BatchBudget, check_stage
-from quorum.domain.estimate import estimate_batch, estimate_task, prompt_sizes, stage_estimate, tokens_for
+from quorum.domain.estimate import estimate_batch, estimate_task, stage_estimate
+from quorum.domain.tokens import tokens_for
+from quorum.stages.sizes import prompt_sizes
 from quorum.domain.manifest import ManifestError
 from quorum.inputs.manifests import load_manifest
 from quorum.domain.models import CostSummary, StageCost, TaskResult, TaskStatus
@@ -176,6 +178,8 @@ def test_nightly_batch_ids_are_dated_in_utc():
 def test_fan_out_result_comes_from_the_store_only_when_the_run_completed(tmp_path):
     from prefect.client.schemas.objects import FlowRun, State, StateType
 
+    from quorum.domain.run import RunContext
+    from quorum.store import open_store
     from quorum.tasks.fan_out import deployment_parameters, result_of_run
 
     spec = load_manifest(ROOT / "examples/demo.yaml").tasks[0]
@@ -188,9 +192,13 @@ def test_fan_out_result_comes_from_the_store_only_when_the_run_completed(tmp_pat
     def run(state_type: StateType, message: str = "") -> FlowRun:
         return FlowRun(name="brave-otter", flow_id="00000000-0000-0000-0000-000000000000", state=State(type=state_type, message=message))
 
-    assert result_of_run(run(StateType.COMPLETED), spec, "b", str(store), "d/x").status == TaskStatus.resolved
-    crashed = result_of_run(run(StateType.CRASHED, "worker lost"), spec, "b", str(store), "d/x")
+    opened = open_store(str(store))
+    assert result_of_run(run(StateType.COMPLETED), spec, "b", opened, "d/x").status == TaskStatus.resolved
+    crashed = result_of_run(run(StateType.CRASHED, "worker lost"), spec, "b", opened, "d/x")
     assert crashed.status == TaskStatus.error and "did not finish (crashed: worker lost)" in crashed.reason
-    params = deployment_parameters(spec, load_roster("scripted"), Policy(), str(store), "b", 1.0)
+    context = RunContext(batch_id="b", store_url=str(store), store=opened, started_at=1.0)
+    params = deployment_parameters(spec, load_roster("scripted"), Policy(), context, "quorum-budget-b")
     assert params["task_id"] == spec.id and params["check_limits"] is False
+    assert params["store_url"] == str(store) and params["batch_id"] == "b" and params["run_started_at"] == 1.0
+    assert params["budget_account"] == "quorum-budget-b"
     assert params["roster"]["planner"]["model"] == "scripted/claude-sonnet-4-5"

@@ -17,9 +17,9 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pydantic import ValidationError
 
 from quorum.blocks import BlockRefError, QuorumArtifactStore, QuorumRoster, open_store_ref, parse_block_ref, resolve_roster
-from quorum.domain.roster import Roster, RosterError
+from quorum.domain.roster import RosterError
 from quorum.inputs.rosters import load_roster
-from quorum.store.stores import LocalStore, S3Store
+from quorum.store import LocalStore, S3Store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -320,10 +320,9 @@ def test_store_block_round_trip_keeps_the_secret_out_of_what_is_shown(server: st
 
 def test_flow_tasks_write_to_a_store_named_by_block(server: str, tmp_path: Path):
     """`store_url="block:<name>"` as a deployment parameter: the save task writes where the block points."""
-    from quorum.tasks.store import save_artifacts_task, store_for
+    from quorum.tasks.store import open_store_task, save_artifacts_task
 
     QuorumArtifactStore(url=str(tmp_path / "nightly-arts")).save("nightly-arts", overwrite=True)
-    store_for.cache_clear()
-    keys = save_artifacts_task.fn("block:nightly-arts", {"runs/b/t/result.json": "{}"})
+    keys = save_artifacts_task.fn(open_store_task.fn("block:nightly-arts"), {"runs/b/t/result.json": "{}"})
     assert keys == ["runs/b/t/result.json"]
     assert (tmp_path / "nightly-arts" / "runs/b/t/result.json").read_text() == "{}"

@@ -91,7 +91,7 @@ def test_batch_fans_out_over_both_workers(stack):
 def test_event_triggers_the_single_task_deployment(stack):
     examples = REPO_ROOT / "examples" / "textkit"
     stack.python(
-        "from quorum.domain.events import emit, task_requested_event\n"
+        "from quorum.domain.events import task_requested_event\nfrom quorum.prefect_api.events import emit\n"
         f"event = task_requested_event({str(examples / 'repo')!r}, {(examples / 'task.md').read_text()!r},"
         " task_id='event-textkit', source='test',"
         f" extra={{'script': {str(examples / 'script.yaml')!r}, 'acceptance': {str(examples / 'acceptance')!r}}})\n"

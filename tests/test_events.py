@@ -12,6 +12,7 @@ import yaml
 from prefect.events import Event
 
 from quorum.domain import events
+from quorum.prefect_api import events as prefect_events
 from quorum.domain.events import (
     batch_completed_event,
     batch_started_event,
@@ -187,7 +188,7 @@ def test_emit_inside_a_flow_reaches_the_server(server):
 
     @flow(name="quorum-events-probe")
     def probe() -> str:
-        emitted = events.emit(built)
+        emitted = prefect_events.emit(built)
         return str(emitted.id)
 
     event_id = probe()
@@ -201,7 +202,7 @@ def test_emit_inside_a_flow_reaches_the_server(server):
 def test_post_event_is_confirmed_by_the_server(server):
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
     request = task_requested_event("/srv/repos/widgets", "add a --json flag", task_id="json-flag")
-    event_id = events.post_event(request)
+    event_id = prefect_events.post_event(request)
     stored = wait_for_events(events.TASK_REQUESTED, resource_id=request.resource_id, since=since)
     assert event_id in [str(e.id) for e in stored]
 
@@ -244,7 +245,7 @@ def test_the_prefect_yaml_trigger_turns_a_requested_task_into_flow_run_parameter
     with get_client(sync_client=True) as client:
         # The triggers service loads new automations asynchronously: re-send until one fires.
         while not runs and time.monotonic() < deadline:
-            events.post_event(request)
+            prefect_events.post_event(request)
             for _ in range(10):
                 runs = client.read_flow_runs(
                     deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))

@@ -148,19 +148,15 @@ def test_batch_writes_its_artifacts_to_s3(prefect_harness, tmp_path, monkeypatch
     import boto3
     from moto import mock_aws
 
-    from quorum.tasks.store import store_for
-
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     manifest = load_manifest(ROOT / "examples" / "demo.yaml")
     one = manifest.model_copy(update={"tasks": manifest.tasks[:1], "batch": "s3demo"})
     with mock_aws():
-        store_for.cache_clear()
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="quorum-test")
         report = batch_pipeline(one, load_roster("scripted"), "s3://quorum-test/nightly", Policy())
         keys = {o["Key"] for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="quorum-test")["Contents"]}
-        store_for.cache_clear()
     assert report.results[0].status.value == "resolved"
     for key in ("runs/s3demo/report.json", "runs/s3demo/textkit-slugify/result.json",
                 "runs/s3demo/textkit-slugify/1/plan.md", "runs/s3demo/textkit-slugify/1/patch.diff"):  # fmt: skip

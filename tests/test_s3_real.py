@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from quorum.inputs.manifests import load_manifest
-from quorum.store.stores import ArtifactNotFound, S3Store, open_store
+from quorum.store import ArtifactNotFound, S3Store, open_store
 
 WEED = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
 BUCKET = "quorum-real-s3"

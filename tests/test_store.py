@@ -12,7 +12,7 @@ from moto import mock_aws
 from pydantic import BaseModel
 
 from quorum.domain.models import Decision, Outcome
-from quorum.store.stores import (
+from quorum.store import (
     ArtifactNotFound,
     ArtifactStore,
     LocalStore,

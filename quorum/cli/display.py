@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from quorum.domain import progress
+from quorum.domain.progress import ProgressEvent
 from quorum.domain.cost import format_usd
 from quorum.domain.estimate import BatchEstimate
 from quorum.domain.models import BatchReport
@@ -42,7 +42,6 @@ class BatchDisplay:
             transient=False,
         )
         self.bar = self.progress.add_task("batch", total=len(task_ids))
-        self._unsubscribe = None
 
     def banner(self, manifest, roster, store_url: str) -> None:
         self.console.print(f"[bold]quorum[/bold] batch [cyan]{manifest.batch}[/cyan]: {len(manifest.tasks)} task(s), roster {roster.name}")
@@ -57,15 +56,13 @@ class BatchDisplay:
 
     def __enter__(self) -> BatchDisplay:
         self.progress.start()
-        self._unsubscribe = progress.subscribe(self._on_event)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._unsubscribe:
-            self._unsubscribe()
         self.progress.stop()
 
-    def _on_event(self, event: progress.ProgressEvent) -> None:
+    def on_event(self, event: ProgressEvent) -> None:
+        """The run's progress sink (`RunContext.progress`)."""
         if event.done:
             style = STATUS_STYLE.get(event.stage, "white")
             reason = f" — {one_line(event.detail, 160)}" if event.detail else ""

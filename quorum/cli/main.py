@@ -186,7 +186,9 @@ def _configure_prefect(args: argparse.Namespace) -> None:
 
 def _dry_run(manifest, roster, policy) -> int:
     from quorum.cli.display import print_estimate
-    from quorum.domain.estimate import estimate_batch, estimate_task, litellm_price, prompt_sizes
+    from quorum.domain.estimate import estimate_batch, estimate_task
+    from quorum.llm.pricing import litellm_price
+    from quorum.stages.sizes import prompt_sizes
     from quorum.workspace.workspace import prepare_workspace, read_context, remove_workspace
 
     estimates = []
@@ -220,7 +222,7 @@ def _run(args: argparse.Namespace) -> int:
                 manifest, roster, store_url, policy,
                 max_parallel=getattr(args, "parallel", 1), batch_id=getattr(args, "batch_id", None) or manifest.batch,
                 batch_budget_usd=getattr(args, "batch_budget", None), fan_out_deployment=getattr(args, "fan_out", None),
-                resume=not getattr(args, "no_resume", False),
+                resume=not getattr(args, "no_resume", False), progress=display.on_event,
             )  # fmt: skip
     except Exception as exc:
         print(f"quorum: error: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)

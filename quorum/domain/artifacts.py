@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel
 
-from quorum.domain.models import LLMCall, ReviewResult, VerificationReport
+from quorum.domain.models import Decision, LLMCall, PatchResult, Plan, ReviewResult, VerificationReport
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -26,10 +26,19 @@ def round_prefix(batch_id: str, task_id: str, round_no: int) -> str:
     return f"{task_prefix(batch_id, task_id)}/{round_no}"
 
 
+def result_key(batch_id: str, task_id: str) -> str:
+    return f"{task_prefix(batch_id, task_id)}/result.json"
+
+
+def report_key(batch_id: str) -> str:
+    return f"runs/{slug(batch_id)}/report.json"
+
+
 def to_json(obj: BaseModel | dict | list) -> str:
+    """Pretty JSON with sorted keys (stable bytes for the same content), ending with a newline."""
     if isinstance(obj, BaseModel):
-        return obj.model_dump_json(indent=2) + "\n"
-    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+        obj = obj.model_dump(mode="json")
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
 def call_artifacts(prefix: str, calls: list[LLMCall]) -> dict[str, str]:
@@ -60,3 +69,36 @@ def review_artifacts(prefix: str, reviews: list[ReviewResult]) -> dict[str, str]
     for review in reviews:
         items.update(call_artifacts(prefix, review.calls))
     return items
+
+
+def plan_artifacts(prefix: str, plan: Plan, plan_markdown: str, calls: list[LLMCall]) -> dict[str, str]:
+    return {f"{prefix}/plan.md": plan_markdown, f"{prefix}/plan.json": to_json(plan), **call_artifacts(prefix, calls)}
+
+
+def decision_artifacts(prefix: str, decision: Decision) -> dict[str, str]:
+    return {f"{prefix}/decision.json": to_json(decision)}
+
+
+def round_artifacts(
+    prefix: str,
+    *,
+    diff: str,
+    reply: str,
+    patch: PatchResult,
+    calls: list[LLMCall],
+    reports: list[VerificationReport],
+    sarif: str | None,
+    reviews: list[ReviewResult],
+    decision: Decision,
+) -> dict[str, str]:
+    """Everything one round leaves behind: patch, the implementer's reply, apply result, verification, reviews, decision."""
+    return {
+        f"{prefix}/patch.diff": diff,
+        f"{prefix}/implement.md": reply,
+        f"{prefix}/apply.json": to_json(patch),
+        **decision_artifacts(prefix, decision),
+        **call_artifacts(prefix, calls),
+        **verification_artifacts(prefix, reports),
+        **({f"{prefix}/verify/quorum.sarif": sarif} if sarif is not None else {}),
+        **review_artifacts(prefix, reviews),
+    }

@@ -1,15 +1,17 @@
 """Budgets: how much a task and a whole batch may spend, checked before every paid stage.
 
 A stage is only started when its estimated cost (see `quorum.domain.estimate`) still fits both the
-task's budget and what is left of the batch's. Spending is charged as calls come back, from
-their real cost. The batch budget is shared by the tasks of one batch that run in this process;
-a batch that fans out to other workers checks it before dispatching each task instead, and
-hands each task the remainder as its own cap.
+task's budget and what is left of the batch's. Spending is charged as calls come back, from their
+real cost, to the batch's spend account (`SpendAccount`). There is one account per batch, wherever
+its tasks run: on the Prefect server (`quorum.prefect_api.budget_ledger`), so tasks in this
+process and tasks fanned out to other workers draw on the same balance. `BatchBudget` is the same
+account in memory, for code that runs without a server.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -22,13 +24,33 @@ class BudgetCheck(BaseModel):
     scope: str = Field(default="", description="'task' or 'batch': the budget that refused.")
 
 
+class SpendAccount(Protocol):
+    """What a batch may still spend (None: no limit) and what it has spent."""
+
+    @property
+    def limit_usd(self) -> float | None: ...
+
+    def remaining_usd(self) -> float | None: ...
+
+    def charge(self, cost_usd: float) -> None: ...
+
+
+def exhausted(account: SpendAccount) -> bool:
+    remaining = account.remaining_usd()
+    return remaining is not None and remaining <= 0.0
+
+
 class BatchBudget:
-    """A thread-safe account of what one batch has spent against its limit (None: unlimited)."""
+    """A thread-safe, in-memory spend account against a limit (None: unlimited)."""
 
     def __init__(self, limit_usd: float | None, spent_usd: float = 0.0):
-        self.limit_usd = limit_usd
+        self._limit = limit_usd
         self._spent = spent_usd
         self._lock = threading.Lock()
+
+    @property
+    def limit_usd(self) -> float | None:
+        return self._limit
 
     @property
     def spent_usd(self) -> float:
@@ -36,17 +58,19 @@ class BatchBudget:
             return self._spent
 
     def remaining_usd(self) -> float | None:
-        if self.limit_usd is None:
+        if self._limit is None:
             return None
-        return max(0.0, self.limit_usd - self.spent_usd)
+        return max(0.0, self._limit - self.spent_usd)
 
     def exhausted(self) -> bool:
-        remaining = self.remaining_usd()
-        return remaining is not None and remaining <= 0.0
+        return exhausted(self)
 
     def charge(self, cost_usd: float) -> None:
         with self._lock:
             self._spent += cost_usd
+
+
+UNLIMITED: SpendAccount = BatchBudget(None)
 
 
 def check_stage(
@@ -55,7 +79,7 @@ def check_stage(
     estimate_usd: float,
     task_spent_usd: float,
     task_budget_usd: float | None,
-    batch: BatchBudget | None,
+    batch: SpendAccount | None,
 ) -> BudgetCheck:
     """Pure rule: a stage starts only if its estimate fits the task budget and the batch's remainder."""
     if task_budget_usd is not None and task_spent_usd + estimate_usd > task_budget_usd:
@@ -78,23 +102,3 @@ def check_stage(
             ),
         )
     return BudgetCheck(allowed=True)
-
-
-_registry: dict[str, BatchBudget] = {}
-_registry_lock = threading.Lock()
-
-
-def register_batch(batch_id: str, budget: BatchBudget) -> None:
-    with _registry_lock:
-        _registry[batch_id] = budget
-
-
-def unregister_batch(batch_id: str) -> None:
-    with _registry_lock:
-        _registry.pop(batch_id, None)
-
-
-def batch_budget(batch_id: str) -> BatchBudget | None:
-    """The budget of a batch running in this process, if any (a task run alone has none)."""
-    with _registry_lock:
-        return _registry.get(batch_id)

@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from quorum.domain.models import Plan, PlanStep
 from quorum.domain.roster import Roster, StageModel
+from quorum.domain.tokens import CHARS_PER_TOKEN, tokens_for
 
-CHARS_PER_TOKEN = 4
 TYPICAL_COMPLETION_TOKENS = {"plan": 800, "implement": 1500, "review": 600}
 TYPICAL_PLAN_CHARS = 2400
 TYPICAL_PATCH_CHARS = 3000
@@ -55,10 +54,6 @@ class BatchEstimate(BaseModel):
     assumptions: list[str]
 
 
-def tokens_for(text_chars: int) -> int:
-    return max(1, -(-text_chars // CHARS_PER_TOKEN))
-
-
 def stage_estimate(stage: str, model: StageModel, prompt_chars: int, price: PriceFn) -> StageEstimate:
     prompt_tokens = tokens_for(prompt_chars)
     completion_tokens = min(TYPICAL_COMPLETION_TOKENS[stage], model.max_tokens)
@@ -73,26 +68,6 @@ def stage_estimate(stage: str, model: StageModel, prompt_chars: int, price: Pric
 
 def messages_chars(messages: list[dict[str, str]]) -> int:
     return sum(len(message.get("content") or "") for message in messages)
-
-
-def _placeholder_plan() -> Plan:
-    return Plan(summary="x" * (TYPICAL_PLAN_CHARS // 2), steps=[PlanStep(description="x" * (TYPICAL_PLAN_CHARS // 2))])
-
-
-def prompt_sizes(task_text: str, files: dict[str, str]) -> dict[str, int]:
-    """Characters of each stage's prompt for this task, built with the stages' own prompt builders."""
-    from quorum.stages.implement import build_implement_messages
-    from quorum.stages.plan import build_plan_messages
-    from quorum.stages.review import build_review_messages
-
-    plan = _placeholder_plan()
-    return {
-        "plan": messages_chars(build_plan_messages(task_text, files)),
-        "implement": messages_chars(build_implement_messages(task_text, files, plan, 1, [], [])),
-        "review": messages_chars(
-            build_review_messages(task_text, files, plan, "x" * TYPICAL_PATCH_CHARS, "x" * TYPICAL_REPORT_CHARS)
-        ),
-    }
 
 
 def estimate_task(task_id: str, sizes: dict[str, int], roster: Roster, max_rounds: int, price: PriceFn) -> TaskEstimate:
@@ -131,12 +106,3 @@ def estimate_batch(tasks: list[TaskEstimate], roster: Roster, max_rounds: int) -
         ],
     )
 
-
-def litellm_price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """USD for a call, from litellm's price table (imported lazily; see quorum.llm.client)."""
-    from quorum.llm.client import get_litellm
-
-    prompt_cost, completion_cost = get_litellm().cost_per_token(
-        model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-    )
-    return float(prompt_cost + completion_cost)

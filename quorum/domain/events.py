@@ -1,7 +1,7 @@
 """Prefect events quorum emits and reacts to: names, resources and payloads (DESIGN.md §5).
 
 Builders are pure (a `QuorumEvent` from a task result, a batch report or a request) so they are
-tested without a server; `emit()` is the one call into Prefect. Payloads carry outcomes, counts,
+tested without a server; `quorum.prefect_api.events` sends them to Prefect. Payloads carry outcomes, counts,
 costs and artifact keys, never secrets: repository URLs lose any credentials they carry.
 
 Resources:
@@ -251,34 +251,3 @@ def repo_pushed_event(
             "compare_url": compare_url,
         },
     )
-
-
-# ------------------------------------------------------------------------------------------- emit
-
-
-def emit(event: QuorumEvent) -> Any:
-    """Send the event to Prefect; returns the emitted `prefect.events.Event` (None when events are off)."""
-    from prefect.events import emit_event
-
-    return emit_event(
-        event=event.event,
-        resource=event.resource,
-        payload=event.payload,
-        related=event.related or None,
-    )
-
-
-def post_event(event: QuorumEvent) -> str:
-    """Send the event now and wait for the server to accept it; returns the event id, raises on failure.
-
-    For callers that must know the event arrived (the webhook receiver answers GitHub with an error,
-    so GitHub can redeliver, instead of dropping the event). Flows use `emit()`.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.events import Event
-
-    prefect_event = Event(event=event.event, resource=event.resource, payload=event.payload, related=event.related)
-    with get_client(sync_client=True) as client:
-        response = client.request("POST", "/events", json=[prefect_event.model_dump(mode="json")])
-        response.raise_for_status()
-    return str(prefect_event.id)

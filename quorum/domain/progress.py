@@ -1,19 +1,13 @@
-"""In-process progress events (a task started a stage, a task finished), for the CLI's display.
+"""Progress events (a task started a stage, a task finished) for whoever watches a run, e.g. the CLI display.
 
-Flows report here as well as in Prefect's logs; with no listener (a worker) reporting is a no-op.
+A run reports to the sink it was given (`RunContext.progress`); workers give none, so reporting is a no-op.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 from pydantic import BaseModel
-
-Listener = Callable[["ProgressEvent"], None]
-
-_listeners: list[Listener] = []
-_lock = threading.Lock()
 
 
 class ProgressEvent(BaseModel):
@@ -23,24 +17,8 @@ class ProgressEvent(BaseModel):
     done: bool = False
 
 
-def subscribe(listener: Listener) -> Callable[[], None]:
-    with _lock:
-        _listeners.append(listener)
-
-    def unsubscribe() -> None:
-        with _lock:
-            if listener in _listeners:
-                _listeners.remove(listener)
-
-    return unsubscribe
+ProgressSink = Callable[[ProgressEvent], None]
 
 
-def report(task_id: str, stage: str, detail: str = "", *, done: bool = False) -> None:
-    event = ProgressEvent(task_id=task_id, stage=stage, detail=detail, done=done)
-    with _lock:
-        listeners = list(_listeners)
-    for listener in listeners:
-        try:
-            listener(event)
-        except Exception:  # a broken display must never break a pipeline
-            pass
+def ignore_progress(event: ProgressEvent) -> None:
+    """The sink of a run nobody watches."""

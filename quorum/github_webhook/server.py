@@ -29,7 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pydantic import SecretStr, ValidationError
 
-from quorum.domain.events import QuorumEvent, post_event
+from quorum.domain.events import QuorumEvent
+from quorum.prefect_api.events import post_event
 from quorum.github_webhook.routing import DEFAULT_LABEL, DEFAULT_MAX_BODY_BYTES, WebhookSettings, route_delivery
 
 SECRET_ENV = "QUORUM_GITHUB_WEBHOOK_SECRET"

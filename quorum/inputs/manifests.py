@@ -32,7 +32,7 @@ def load_manifest(path: str | Path, *, base: Path | None = None) -> Manifest:
 
 
 def _load_s3_manifest(uri: str, base: Path) -> Manifest:
-    from quorum.store.stores import ArtifactNotFound, open_store
+    from quorum.store import ArtifactNotFound, open_store
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not bucket or not key:

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from quorum.domain.tokens import CHARS_PER_TOKEN
+from quorum.settings import settings
 from quorum.llm.call_policy import (
     ErrorKind,
     RedactingFilter,
@@ -64,7 +66,6 @@ DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STRUCTURED_ATTEMPTS = 3
 DEFAULT_RETRY_POLICY = RetryPolicy(attempt_timeout_s=DEFAULT_TIMEOUT_S)
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
-CHARS_PER_TOKEN = 4
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
 logger = logging.getLogger("quorum.llm.client")
@@ -128,7 +129,7 @@ def get_litellm() -> Any:
                 # echo the key): off unless asked for, and scrubbed of secrets either way.
                 for name in LITELLM_LOGGERS:
                     litellm_logger = logging.getLogger(name)
-                    if not os.environ.get("QUORUM_LITELLM_DEBUG"):
+                    if not settings().litellm_debug:
                         litellm_logger.setLevel(logging.WARNING)
                     if not any(isinstance(f, RedactingFilter) for f in litellm_logger.filters):
                         litellm_logger.addFilter(RedactingFilter())

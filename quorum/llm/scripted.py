@@ -25,7 +25,8 @@ import yaml
 from litellm import CustomLLM
 from litellm.types.utils import ModelResponse, Usage
 
-CHARS_PER_TOKEN = 4
+from quorum.domain.tokens import CHARS_PER_TOKEN
+
 
 
 class ScriptError(ValueError):

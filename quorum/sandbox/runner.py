@@ -65,6 +65,7 @@ from typing import IO, Callable, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum.sandbox import launch as sandbox_launch
+from quorum.settings import settings
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -122,8 +123,6 @@ DEFAULT_LIMITS = ResourceLimits()
 LAUNCHER = Path(sandbox_launch.__file__).resolve()
 LAUNCHER_GRACE_S = 15.0  # the launcher enforces the deadline; we step in only if it is stuck
 STATUS_READ_S = 5.0
-DEFAULT_UID_BASE = 2_000_000_000
-DEFAULT_SLOTS = 16
 PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
 
 
@@ -550,8 +549,8 @@ def _kill_uid(slot: SandboxSlot) -> None:
 
 
 def _uid_pool() -> tuple[int, int]:
-    base = int(os.environ.get("QUORUM_SANDBOX_UID_BASE", DEFAULT_UID_BASE))
-    slots = int(os.environ.get("QUORUM_SANDBOX_SLOTS", DEFAULT_SLOTS))
+    configured = settings()
+    base, slots = configured.sandbox_uid_base, configured.sandbox_slots
     if not (1000 <= base and base + slots < 2**32 - 2 and slots >= 1):
         raise SandboxUnavailable(f"bad sandbox uid pool: base {base}, {slots} slots")
     return base, slots

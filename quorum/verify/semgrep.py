@@ -36,6 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from quorum.settings import settings
 from quorum.domain.models import Finding, Severity, VerificationReport, VerificationStatus
 from quorum.sandbox.runner import (
     ResourceLimits,
@@ -74,7 +75,7 @@ _version_cache: dict[str, str] = {}
 
 def find_semgrep() -> tuple[str | None, list[str]]:
     """(binary or None, what was looked for). QUORUM_SEMGREP, if set, is the only candidate."""
-    override = os.environ.get("QUORUM_SEMGREP")
+    override = settings().semgrep
     if override:
         ok = os.path.isfile(override) and os.access(override, os.X_OK)
         return (override if ok else None), [f"QUORUM_SEMGREP={override}"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from quorum.domain.manifest import is_remote_repo as is_remote
+from quorum.domain.manifest import is_remote_repo as is_remote  # noqa: F401 (one rule, named for this module)
 from quorum.workspace.workspace import GitError, WorkspaceError, run_git
 
 CLONE_TIMEOUT_S = 600.0

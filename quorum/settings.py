@@ -1,0 +1,40 @@
+"""Every `QUORUM_*` environment variable quorum reads, in one place (pydantic-settings).
+
+`settings()` reads the environment each time it is called, so a changed variable (a test, a
+worker restarted with a new value) is seen at once; it costs microseconds.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QuorumSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="QUORUM_", extra="ignore")
+
+    store: str = Field(
+        default=".quorum",
+        description="QUORUM_STORE: the artifact store a run uses when it names none (folder, s3://bucket/prefix or block:<name>).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="QUORUM_S3_ENDPOINT_URL: an S3-compatible endpoint (else boto3's own resolution)."
+    )
+    semgrep: str | None = Field(
+        default=None, description="QUORUM_SEMGREP: the semgrep binary to use (else .venv-semgrep, else PATH)."
+    )
+    sandbox_uid_base: int = Field(
+        default=2_000_000_000, ge=1000, description="QUORUM_SANDBOX_UID_BASE: first uid of the sandbox's uid pool."
+    )
+    sandbox_slots: int = Field(default=16, ge=1, description="QUORUM_SANDBOX_SLOTS: uids in the sandbox's pool.")
+    litellm_debug: bool = Field(default=False, description="QUORUM_LITELLM_DEBUG: keep litellm's own debug logging.")
+    github_webhook_secret: SecretStr | None = Field(
+        default=None, description="QUORUM_GITHUB_WEBHOOK_SECRET: the secret of the GitHub webhook (required by the receiver)."
+    )
+    github_label: str | None = Field(
+        default=None, description="QUORUM_GITHUB_LABEL: the issue label that requests a task (receiver default: quorum)."
+    )
+
+
+def settings() -> QuorumSettings:
+    return QuorumSettings()

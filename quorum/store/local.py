@@ -1,0 +1,83 @@
+"""The local-folder store: every object written whole (temp file, fsync, rename), so no reader sees a partial one."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from quorum.store.base import TEMP_PREFIX, ArtifactNotFound, ArtifactStore, validate_key, validate_prefix
+
+
+class LocalStore(ArtifactStore):
+    """Artifacts as files under `root`, written atomically (temp file, fsync, os.replace)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).expanduser().absolute()
+        self.description = f"local folder {self.root}"
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key).split("/"))
+
+    def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(path.parent)
+        return key
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ArtifactNotFound(key, self.description) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str = "") -> list[str]:
+        validate_prefix(prefix)
+        # Walk only the deepest directory the prefix fully names ("runs/b1/t" -> runs/b1).
+        start = self.root.joinpath(*prefix.rpartition("/")[0].split("/")) if "/" in prefix else self.root
+        if not start.is_dir() or start.is_symlink():
+            return []
+        keys = []
+        for directory, _dirnames, filenames in os.walk(start):
+            relative = Path(directory).relative_to(self.root).as_posix()
+            base = "" if relative == "." else relative + "/"
+            for name in filenames:
+                key = base + name
+                if not name.startswith(TEMP_PREFIX) and key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def url(self, key: str) -> str:
+        return str(self._path(key))
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself (POSIX); best effort where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
