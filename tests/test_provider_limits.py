@@ -28,6 +28,7 @@ from quorum.prefect_api.provider_slots import (
     ProviderSlotPool,
     ServerBusy,
     SlotServer,
+    slot_client_settings,
     SlotWaitTimeout,
 )
 from quorum.domain.roster import ProviderLimits, Roster, StageModel
@@ -41,7 +42,7 @@ def server(prefect_harness):
     clients = []
 
     def open_server() -> SlotServer:
-        client = get_client(sync_client=True)
+        client = get_client(sync_client=True, httpx_settings=slot_client_settings())
         client.__enter__()
         clients.append(client)
         return SlotServer(client)
@@ -339,15 +340,22 @@ def test_a_busy_prefect_server_is_asked_again_within_milliseconds(monkeypatch):
     sent = []
 
     def transport(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/csrf-token"):  # the client asks once; 422 means CSRF is off
+            return httpx.Response(422, json={"detail": "CSRF protection is disabled."})
         sent.append(request.url.path)
         status = answers.pop(0)
         body = {"lease_id": str(uuid.uuid4()), "limits": [{"id": str(uuid.uuid4()), "name": "n", "limit": 1}]}
         return httpx.Response(status, json=body if status == 200 else {"exception_message": "Service Unavailable"})
 
-    http = httpx.Client(base_url="http://prefect.invalid/api", transport=httpx.MockTransport(transport))
+    from prefect.client.orchestration import SyncPrefectClient
+
+    client = SyncPrefectClient(
+        "http://prefect.invalid/api",
+        httpx_settings=provider_limits.slot_client_settings(transport=httpx.MockTransport(transport)),
+    )
     slept: list[float] = []
     monkeypatch.setattr(provider_limits.time, "sleep", slept.append)
-    server = SlotServer(type("Client", (), {"_client": http})())
+    server = SlotServer(client)
     lease_id, wait = server.lease("quorum-llm-p", 1)
     assert lease_id is not None and wait == 0
     assert sent == ["/api/v2/concurrency_limits/increment-with-lease"] * 3

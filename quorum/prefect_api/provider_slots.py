@@ -41,7 +41,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -106,20 +106,40 @@ class ServerBusy(RuntimeError):
     """The Prefect server stayed busy (503/502/429/408, or unreachable) through BUSY_RETRIES quick retries."""
 
 
-class SlotServer:
-    """This process's requests to the Prefect server for slots, over the Prefect client's connection.
+class _Busy(Exception):
+    """A busy answer (503/502/429/408), raised by the client's response hook before its retry wrapper sees it."""
 
-    Requests go through the Prefect client's own HTTP client (its base URL, auth headers and
-    connection pool) but not through its retry wrapper: that sleeps 2 s, 4 s, ... after a `503`,
-    which a SQLite-backed server answers whenever another writer got the database first (measured
-    here: single lease requests took up to 6.5 s in a busy batch that way). A busy answer is retried
-    after 50 ms, doubling up to 1 s, with jitter; after BUSY_RETRIES the caller decides (a lease
-    request waits and asks again, like a denied one; a release is retried by the housekeeper).
+    def __init__(self, status: int):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def _raise_when_busy(response: Any) -> None:
+    if response.status_code in BUSY_STATUSES:
+        raise _Busy(response.status_code)
+
+
+def slot_client_settings(**httpx_settings: Any) -> dict[str, Any]:
+    """`httpx_settings` for the Prefect client a SlotServer uses: busy answers reach us, not its retry wrapper."""
+    hooks = dict(httpx_settings.pop("event_hooks", {}))
+    hooks["response"] = [*hooks.get("response", []), _raise_when_busy]
+    return {**httpx_settings, "event_hooks": hooks}
+
+
+class SlotServer:
+    """This process's requests to the Prefect server for slots, through the Prefect client's public methods.
+
+    The client is made with an httpx response hook (`slot_client_settings`) that turns a busy answer
+    into an exception before the client's retry wrapper sees it: that wrapper sleeps 2 s, 4 s, ...
+    after a `503` (even after its last attempt), which a SQLite-backed server answers whenever
+    another writer got the database first (measured here: single lease requests took up to 6.5 s in
+    a busy batch that way). A busy answer is retried here after 50 ms, doubling up to 1 s, with
+    jitter; after BUSY_RETRIES the caller decides (a lease request waits and asks again, like a
+    denied one; a release is retried by the housekeeper).
     """
 
     def __init__(self, client: Any):
-        self._client = client  # a SyncPrefectClient, kept open
-        self._http = client._client  # its httpx.Client
+        self._client = client  # a SyncPrefectClient made with slot_client_settings(), kept open
         self._lock = threading.Lock()  # for the counters
         self._rng = random.Random()
         self.requests = 0
@@ -127,8 +147,8 @@ class SlotServer:
         self.seconds = 0.0  # spent in requests and their busy retries
         self.slowest = 0.0
 
-    def _post(self, path: str, body: dict[str, Any], retries: int = BUSY_RETRIES) -> Any:
-        """POST to the API: the response, httpx.HTTPStatusError for a refusal, ServerBusy when it stays busy."""
+    def _send(self, call: Callable[[], Any], what: str, retries: int = BUSY_RETRIES) -> Any:
+        """One client call: its response, httpx.HTTPStatusError for a refusal, ServerBusy when it stays busy."""
         import httpx
 
         started = time.monotonic()
@@ -138,22 +158,12 @@ class SlotServer:
             for attempt in range(retries + 1):
                 if attempt:
                     time.sleep(min(1.0, 0.05 * 2 ** (attempt - 1)) * self._rng.uniform(0.5, 1.5))
-                request = self._http.build_request("POST", path, json=body)
-                if getattr(self._http, "enable_csrf_support", False):
-                    self._http._add_csrf_headers(request)
                 try:
-                    response = httpx.Client.send(self._http, request)
-                except httpx.TransportError as exc:
+                    return call()
+                except (_Busy, httpx.TransportError) as exc:
                     busy += 1
-                    problem = type(exc).__name__
-                    continue
-                if response.status_code in BUSY_STATUSES:
-                    busy += 1
-                    problem = f"HTTP {response.status_code}"
-                    continue
-                response.raise_for_status()
-                return response
-            raise ServerBusy(f"the Prefect server stayed busy ({problem}) for {path}")
+                    problem = str(exc) if isinstance(exc, _Busy) else type(exc).__name__
+            raise ServerBusy(f"the Prefect server stayed busy ({problem}) for {what}")
         finally:
             took = time.monotonic() - started
             with self._lock:
@@ -162,12 +172,12 @@ class SlotServer:
                 self.seconds += took
                 self.slowest = max(self.slowest, took)
 
-    def _granted(self, path: str, body: dict[str, Any]) -> tuple[Any, float]:
+    def _granted(self, call: Callable[[], Any], what: str) -> tuple[Any, float]:
         """(response, 0), or (None, seconds to wait) when the limit is full (423). Raises ServerBusy."""
         import httpx
 
         try:
-            return self._post(path, body), 0.0
+            return self._send(call, what), 0.0
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code != 423:
                 raise
@@ -175,8 +185,12 @@ class SlotServer:
 
     def lease(self, name: str, slots: int = 1) -> tuple[UUID | None, float]:
         """A lease on `slots` slots of `name`, or (None, seconds to wait) when that many are not free."""
-        response, wait = self._granted("/v2/concurrency_limits/increment-with-lease", {
-            "names": [name], "slots": slots, "mode": "concurrency", "lease_duration": LEASE_S})  # fmt: skip
+        response, wait = self._granted(
+            lambda: self._client.increment_concurrency_slots_with_lease(
+                names=[name], slots=slots, mode="concurrency", lease_duration=LEASE_S
+            ),
+            f"a lease on {name}",
+        )
         if response is None:
             return None, wait
         body = response.json()
@@ -186,8 +200,10 @@ class SlotServer:
 
     def take_rate(self, name: str, occupy: int) -> float:
         """Take `occupy` from a rate limit: 0 when taken, else seconds to wait before asking again."""
-        response, wait = self._granted("/v2/concurrency_limits/increment",
-                                       {"names": [name], "slots": occupy, "mode": "rate_limit"})  # fmt: skip
+        response, wait = self._granted(
+            lambda: self._client.increment_concurrency_slots(names=[name], slots=occupy, mode="rate_limit"),
+            f"{occupy} of {name}",
+        )
         if response is None:
             return wait
         if not response.json():
@@ -202,7 +218,7 @@ class SlotServer:
         import httpx
 
         try:
-            self._post("/v2/concurrency_limits/decrement-with-lease", {"lease_id": str(lease_id)},
+            self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release",
                        retries=0 if last_try else BUSY_RETRIES)  # fmt: skip
             return True
         except httpx.HTTPStatusError as exc:
@@ -220,7 +236,7 @@ class SlotServer:
         import httpx
 
         try:
-            self._post(f"/v2/concurrency_limits/leases/{lease_id}/renew", {"lease_duration": LEASE_S})
+            self._send(lambda: self._client.renew_concurrency_lease(lease_id, lease_duration=LEASE_S), "a renewal")
             return True
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (404, 410):
@@ -509,7 +525,7 @@ def _server(api: str) -> SlotServer:
     if server is None:
         from prefect.client.orchestration import get_client
 
-        client = get_client(sync_client=True)
+        client = get_client(sync_client=True, httpx_settings=slot_client_settings())
         client.__enter__()
         server = _servers[api] = SlotServer(client)
     return server
