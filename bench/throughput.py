@@ -258,13 +258,16 @@ def main() -> int:
                         help="PREFECT_LOGGING_LEVEL of the batch process (WARNING: what `quorum batch` sets)")
     parser.add_argument("--trace", type=Path, help="write each task's stage times (monotonic clock) to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (server logs, database, results)")
+    parser.add_argument("--slots", choices=("pool", "prefect"), default="pool",
+                        help="how requests hold provider slots (QUORUM_PROVIDER_SLOTS): the pool, or prefect's "
+                             "concurrency() per request")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="quorum-bench-throughput-"))
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", flush=True)
     print(f"setup: {args.tasks} tasks x (plan + implement + 2 reviews), latency {args.latency}s, caps "
           + ", ".join(f"{p} {cap}" for p, (_, _, cap, _) in PROVIDERS.items())
-          + f"; {args.parallel} tasks in flight; work dir {home}", flush=True)  # fmt: skip
+          + f"; {args.parallel} tasks in flight; provider slots: {args.slots}; work dir {home}", flush=True)  # fmt: skip
     fake = FakeProvider(home, args.latency)
     stack = LocalPrefectStack(home)
     stack.__enter__()
@@ -273,13 +276,21 @@ def main() -> int:
                      "PREFECT_SERVER_ANALYTICS_ENABLED", "LITELLM_LOCAL_MODEL_COST_MAP"):  # fmt: skip
             os.environ[name] = stack.env[name]
         os.environ["PREFECT_LOGGING_LEVEL"] = args.log_level
+        os.environ["QUORUM_PROVIDER_SLOTS"] = args.slots
         os.environ[KEY_ENV] = "bench-key-not-secret-00000"
         return run(args, fake, stack)
     finally:
+        _drain_events()  # before the server goes: a client still sending events would retry for minutes
         stack.stop()
         fake.stop()
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _drain_events() -> None:
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=60)
 
 
 def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) -> int:

@@ -6,6 +6,8 @@ worker restarted with a new value) is seen at once; it costs microseconds.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,6 +29,12 @@ class QuorumSettings(BaseSettings):
         default=2_000_000_000, ge=1000, description="QUORUM_SANDBOX_UID_BASE: first uid of the sandbox's uid pool."
     )
     sandbox_slots: int = Field(default=16, ge=1, description="QUORUM_SANDBOX_SLOTS: uids in the sandbox's pool.")
+    provider_slots: Literal["pool", "prefect"] = Field(
+        default="pool",
+        description="QUORUM_PROVIDER_SLOTS: how a request holds a provider slot: 'pool' (leases shared within a "
+        "process, see quorum.prefect_api.provider_slots) or 'prefect' (prefect.concurrency's concurrency() and "
+        "rate_limit() around every request; slower on a busy SQLite server, see docs/benchmark.md).",
+    )
     litellm_debug: bool = Field(default=False, description="QUORUM_LITELLM_DEBUG: keep litellm's own debug logging.")
     github_webhook_secret: SecretStr | None = Field(
         default=None, description="QUORUM_GITHUB_WEBHOOK_SECRET: the secret of the GitHub webhook (required by the receiver)."

@@ -47,6 +47,7 @@ from typing import Any
 from uuid import UUID
 
 from quorum.domain.roster import ProviderLimits
+from quorum.settings import settings
 
 logger = logging.getLogger("quorum.prefect_api.provider_slots")
 
@@ -592,10 +593,47 @@ def provider_slot(provider: str, *, tokens: int = 0, wait_s: float | None = None
 
     Inside a Prefect run the provider's global concurrency limit must exist (strict). Raises
     SlotWaitTimeout when no slot is free within `wait_s` (None: wait as long as it takes).
+    `QUORUM_PROVIDER_SLOTS=prefect` takes the slot with Prefect's own `concurrency()` instead of the
+    pool (one lease per request; docs/benchmark.md compares the two).
     """
     if not in_prefect_run():
         yield
         return
+    if settings().provider_slots == "prefect":
+        with _prefect_concurrency_slot(provider, tokens, wait_s):
+            yield
+        return
     deadline = None if wait_s is None else time.monotonic() + wait_s
     with _pool(provider).slot(tokens, deadline):
         yield
+
+
+@contextlib.contextmanager
+def _prefect_concurrency_slot(provider: str, tokens: int, wait_s: float | None) -> Iterator[None]:
+    """One request's slot through `prefect.concurrency.sync`: a lease per request, rate limits per request."""
+    from prefect.concurrency.sync import concurrency, rate_limit
+
+    limits = _limits_of(provider)
+    try:
+        with concurrency(concurrency_limit_name(provider), occupy=1, timeout_seconds=wait_s, strict=True):
+            if limits.rpm:
+                rate_limit(rpm_limit_name(provider), occupy=1, timeout_seconds=wait_s, strict=True)
+            if limits.tpm and tokens > 0:
+                rate_limit(tpm_limit_name(provider), occupy=min(tokens, limits.tpm), timeout_seconds=wait_s, strict=True)
+            yield
+    except TimeoutError as exc:
+        raise SlotWaitTimeout(f"no {provider} slot free within the wait limit") from exc
+
+
+def _limits_of(provider: str) -> ProviderLimits:
+    """The provider's limits as this process knows them (registered from the roster, else read from the server)."""
+    api = prefect_api_url()
+    with _registry_lock:
+        known = _registered.get((api, provider))
+        if known is not None:
+            return known
+        limits = _read_limits_from_server(_server(api)._client, provider)
+        if limits is None:
+            raise _missing(concurrency_limit_name(provider))
+        _registered[(api, provider)] = limits
+        return limits
