@@ -453,7 +453,7 @@ def test_bootstrap_sets_up_a_fresh_stack_and_is_idempotent(prefect_api, monkeypa
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "QUORUM_S3_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     bootstrap = _bootstrap_module()
-    argv = ["--bucket", "quorum-boot", "--pool", "quorum-boot-pool", "--attempts", "1",
+    argv = ["--bucket", "quorum-boot", "--pool", "quorum-boot-pool", "--sandbox-pool", "quorum-boot-sandbox", "--attempts", "1",
             "--store-block", "boot-artifacts", "--roster-block", "boot-default"]  # fmt: skip
     with mock_aws():  # sets fake AWS_* variables on entry: ours come after
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap-key")
@@ -471,6 +471,7 @@ def test_bootstrap_sets_up_a_fresh_stack_and_is_idempotent(prefect_api, monkeypa
     assert "bucket quorum-boot: created" in first and "work pool quorum-boot-pool: created" in first
     assert "block quorum-artifact-store/boot-artifacts: created" in first
     assert "bucket quorum-boot: exists" in second and "work pool quorum-boot-pool: exists" in second
+    assert "work pool quorum-boot-sandbox: created" in first and "work pool quorum-boot-sandbox: exists" in second
     assert "block quorum-roster/boot-default: exists" in second
     assert "bootstrap-secret-value" not in first + second
     assert QuorumRoster.load("boot-default").to_roster().default_concurrency == 11  # UI edits survive a re-run
