@@ -15,7 +15,7 @@ Three modes (``Isolation.mode`` on every confined run):
 ``choose_mode`` and ``no_isolation_message`` are pure; ``probe_userns`` runs the launcher once per
 process (``launch.py --probe``: a real ``unshare`` of every namespace plus a fresh ``/proc`` mount,
 in a throwaway child) and caches its answer. This module is the one place that reads the
-settings (``ALLOW_UNISOLATED_ENV``, ``HIDE_ENV``, ``VERIFY_DEPLOYMENT_ENV``).
+settings (``ALLOW_UNISOLATED_ENV``, ``HIDE_ENV``, ``VERIFY_DEPLOYMENT_ENV``, ``HANDOFF_STORE_ENV``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ Mode = Literal["root", "userns", "none"]
 ALLOW_UNISOLATED_ENV = "QUORUM_SANDBOX_ALLOW_UNISOLATED"
 HIDE_ENV = "QUORUM_SANDBOX_HIDE"
 VERIFY_DEPLOYMENT_ENV = "QUORUM_VERIFY_DEPLOYMENT"
+HANDOFF_STORE_ENV = "QUORUM_HANDOFF_STORE"
 TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 PROBE_TIMEOUT_S = 30.0
 
@@ -150,6 +151,13 @@ def verify_deployment(environ: Mapping[str, str] | None = None) -> str | None:
     if not flow_name or not deployment_name or "/" in deployment_name:
         raise ValueError(f"{VERIFY_DEPLOYMENT_ENV}={value!r}: expected 'flow-name/deployment-name'")
     return value
+
+
+def handoff_store(default: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where workspaces and reports cross to the sandbox: ``QUORUM_HANDOFF_STORE`` (e.g. a volume both
+    workers mount, so the sandbox needs no store credential), else the task's own store."""
+    value = (os.environ if environ is None else environ).get(HANDOFF_STORE_ENV, "").strip()
+    return value or default
 
 
 def private_dirs_of_current_user(environ: Mapping[str, str] | None = None) -> list[str]:
