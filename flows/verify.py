@@ -38,6 +38,7 @@ from quorum.tasks.handoff import (
     save_response_task,
     unpack_from_store_task,
 )
+from quorum.tasks.store import open_store_task
 from quorum.tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
 
 ROUND_TOOLS = ["semgrep", "bandit", "pytest"]
@@ -55,10 +56,11 @@ def verify_workspace(request: VerifyRequest) -> VerifyResponse:
     """Unpack the stored workspace, run the requested tools on it, store and return the reports."""
     work = tempfile.mkdtemp(prefix="quorum-verify-")
     label = request.label
+    store = open_store_task(request.store_url)
     try:
         try:
             unpacked = unpack_from_store_task(
-                request.store_url, request.archive_key, request.archive_sha256, os.path.join(work, "in"),
+                store, request.archive_key, request.archive_sha256, os.path.join(work, "in"),
                 request.limits, label=label,
             )  # fmt: skip
         except HandoffError as exc:
@@ -71,7 +73,7 @@ def verify_workspace(request: VerifyRequest) -> VerifyResponse:
         reports=reports, secret_env_names=secret_env_names(dict(os.environ)), sandbox_mode=current_plan().mode,
         uid=os.geteuid(), hostname=socket.gethostname(), flow_run_id=str(flow_run.id or ""),
     )  # fmt: skip
-    save_response_task(request.store_url, request.response_key, response, label=label)
+    save_response_task(store, request.response_key, response, label=label)
     return response
 
 
@@ -153,14 +155,15 @@ def verify_remotely(
     deployment, return its reports (``error`` ones if it fails or does not answer)."""
     policy = policy or Policy()
     store_url = handoff_store(store_url)
+    store = open_store_task(store_url)
     where = f"{prefix}/sandbox/{'-'.join(tools)}"
-    archive = pack_to_store_task(store_url, f"{where}/workspace.tar.gz", workspace, acceptance, label=label)
+    archive = pack_to_store_task(store, f"{where}/workspace.tar.gz", workspace, acceptance, label=label)
     request = VerifyRequest(
         store_url=store_url, archive_key=archive.key, archive_sha256=archive.sha256,
         response_key=f"{where}/response.json", tools=tools, files=files or [], added_lines=added_lines or {},
         label=label, bandit_min_severity=policy.bandit_min_severity, bandit_min_confidence=policy.bandit_min_confidence,
     )  # fmt: skip
-    answer = run_verify_deployment_task(deployment, request, timeout_s, label=label)
+    answer = run_verify_deployment_task(deployment, request, store, timeout_s, label=label)
     if isinstance(answer, str):
         return error_reports(tools, "sandbox_error", answer)
     by_tool = {report.tool: report for report in answer.reports}

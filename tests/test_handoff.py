@@ -198,18 +198,23 @@ def test_request_response_helpers() -> None:
     ]  # fmt: skip
 
 
-def test_the_verify_deployment_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from quorum.sandbox.isolation import VERIFY_DEPLOYMENT_ENV, verify_deployment
+def test_the_verify_deployment_and_handoff_store_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quorum.sandbox.isolation import (
+        HANDOFF_STORE_ENV,
+        VERIFY_DEPLOYMENT_ENV,
+        handoff_store,
+        parse_verify_deployment,
+        verify_deployment,
+    )
 
-    assert verify_deployment({}) is None and verify_deployment({VERIFY_DEPLOYMENT_ENV: " "}) is None
-    assert verify_deployment({VERIFY_DEPLOYMENT_ENV: "quorum-verify/sandbox"}) == "quorum-verify/sandbox"
+    assert parse_verify_deployment(None) is None and parse_verify_deployment(" ") is None
+    assert parse_verify_deployment("quorum-verify/sandbox") == "quorum-verify/sandbox"
     for bad in ("quorum-verify", "a/b/c", "/sandbox"):
         with pytest.raises(ValueError, match="flow-name/deployment-name"):
-            verify_deployment({VERIFY_DEPLOYMENT_ENV: bad})
-
-
-def test_the_handoff_store_setting() -> None:
-    from quorum.sandbox.isolation import HANDOFF_STORE_ENV, handoff_store
-
-    assert handoff_store("s3://bucket/quorum", {}) == "s3://bucket/quorum"
-    assert handoff_store("s3://bucket/quorum", {HANDOFF_STORE_ENV: "/handoff"}) == "/handoff"
+            parse_verify_deployment(bad)
+    monkeypatch.delenv(VERIFY_DEPLOYMENT_ENV, raising=False)
+    monkeypatch.delenv(HANDOFF_STORE_ENV, raising=False)
+    assert verify_deployment() is None and handoff_store("s3://bucket/quorum") == "s3://bucket/quorum"
+    monkeypatch.setenv(VERIFY_DEPLOYMENT_ENV, "quorum-verify/sandbox")
+    monkeypatch.setenv(HANDOFF_STORE_ENV, "/handoff")
+    assert verify_deployment() == "quorum-verify/sandbox" and handoff_store("s3://bucket/quorum") == "/handoff"

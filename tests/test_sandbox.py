@@ -511,19 +511,21 @@ def test_choose_mode_prefers_root_then_userns_and_needs_the_opt_in_for_none() ->
 
 
 @pytest.mark.parametrize(("value", "allowed"), [("1", True), ("true", True), ("YES", True), ("0", False), ("", False),
-                                                ("no", False), ("please", False)])  # fmt: skip
-def test_the_opt_in_takes_an_explicit_yes_only(value: str, allowed: bool) -> None:
-    assert isolation.allow_unisolated({isolation.ALLOW_UNISOLATED_ENV: value}) is allowed
-    assert isolation.allow_unisolated({}) is False
+                                                ("no", False), ("please", False), ("ture", False)])  # fmt: skip
+def test_the_opt_in_takes_an_explicit_yes_only(value: str, allowed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isolation.is_explicit_yes(value) is allowed
+    monkeypatch.setenv(isolation.ALLOW_UNISOLATED_ENV, value)
+    assert isolation.allow_unisolated() is allowed  # read through quorum.settings
+    monkeypatch.delenv(isolation.ALLOW_UNISOLATED_ENV)
+    assert isolation.allow_unisolated() is False
 
 
 def test_private_dirs_of_a_userns_sandbox(tmp_path: Path) -> None:
     home, runtime, extra = (tmp_path / name for name in ("home", "run-user", "extra"))
     for directory in (home, runtime, extra):
         directory.mkdir()
-    environ = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "PREFECT_HOME": "relative/ignored",
-               isolation.HIDE_ENV: f"{extra}:/:{tmp_path / 'missing'}"}  # fmt: skip
-    found = isolation.private_dirs_of_current_user(environ)
+    environ = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "PREFECT_HOME": "relative/ignored"}
+    found = isolation.private_dirs_of_current_user(environ, hide=f"{extra}:/:{tmp_path / 'missing'}")
     assert {str(home), str(runtime), str(extra)} <= set(found)
     assert "/" not in found and str(tmp_path / "missing") not in found
     assert all(os.path.isabs(p) for p in found)

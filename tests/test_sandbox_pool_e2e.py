@@ -20,7 +20,7 @@ import pytest
 
 from quorum.domain.models import VerificationStatus
 from quorum.sandbox.runner import is_secret_name
-from quorum.store.stores import LocalStore
+from quorum.store import LocalStore
 from quorum.verify.bandit import run_bandit
 from quorum.verify.pytest_runner import run_pytest
 from quorum.verify.semgrep import find_semgrep, run_semgrep

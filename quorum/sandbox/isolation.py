@@ -12,10 +12,11 @@ Three modes (``Isolation.mode`` on every confined run):
   then they run with limits, a scrubbed environment and a process-group kill only, and every
   report says ``unisolated``.
 
-``choose_mode`` and ``no_isolation_message`` are pure; ``probe_userns`` runs the launcher once per
-process (``launch.py --probe``: a real ``unshare`` of every namespace plus a fresh ``/proc`` mount,
-in a throwaway child) and caches its answer. This module is the one place that reads the
-settings (``ALLOW_UNISOLATED_ENV``, ``HIDE_ENV``, ``VERIFY_DEPLOYMENT_ENV``, ``HANDOFF_STORE_ENV``).
+``choose_mode``, ``no_isolation_message``, ``is_explicit_yes`` and ``parse_verify_deployment`` are
+pure; ``probe_userns`` runs the launcher once per process (``launch.py --probe``: a real ``unshare``
+of every namespace plus a fresh ``/proc`` mount, in a throwaway child) and caches its answer. The
+settings (``QUORUM_SANDBOX_ALLOW_UNISOLATED``, ``QUORUM_SANDBOX_HIDE``, ``QUORUM_VERIFY_DEPLOYMENT``,
+``QUORUM_HANDOFF_STORE``) are read through ``quorum.settings`` like every ``QUORUM_*`` variable.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from quorum.settings import settings
 
 Mode = Literal["root", "userns", "none"]
 
@@ -61,10 +64,14 @@ class IsolationPlan(BaseModel):
     why: str = Field(default="", description="Why neither root nor userns isolation is available ('' when one is).")
 
 
-def allow_unisolated(environ: Mapping[str, str] | None = None) -> bool:
+def is_explicit_yes(value: str | None) -> bool:
+    """'1', 'true', 'yes', 'on' (any case): yes; anything else, a typo included: no. Pure."""
+    return (value or "").strip().lower() in TRUE_VALUES
+
+
+def allow_unisolated() -> bool:
     """True when the operator explicitly allowed untrusted commands to run without isolation."""
-    value = (os.environ if environ is None else environ).get(ALLOW_UNISOLATED_ENV, "")
-    return value.strip().lower() in TRUE_VALUES
+    return is_explicit_yes(settings().sandbox_allow_unisolated)
 
 
 def choose_mode(euid: int, probe: UsernsProbe | None, allow: bool) -> IsolationPlan:
@@ -142,9 +149,9 @@ def current_plan() -> IsolationPlan:
     return choose_mode(euid, probe, allow_unisolated())
 
 
-def verify_deployment(environ: Mapping[str, str] | None = None) -> str | None:
-    """The deployment that verifies on the sandbox work pool (``flow/deployment``), or None: verify here."""
-    value = (os.environ if environ is None else environ).get(VERIFY_DEPLOYMENT_ENV, "").strip()
+def parse_verify_deployment(value: str | None) -> str | None:
+    """'flow/deployment', or None when unset or blank; anything else is refused with the expected form. Pure."""
+    value = (value or "").strip()
     if not value:
         return None
     flow_name, _, deployment_name = value.partition("/")
@@ -153,14 +160,18 @@ def verify_deployment(environ: Mapping[str, str] | None = None) -> str | None:
     return value
 
 
-def handoff_store(default: str, environ: Mapping[str, str] | None = None) -> str:
+def verify_deployment() -> str | None:
+    """The deployment that verifies on the sandbox work pool, or None: verify here."""
+    return parse_verify_deployment(settings().verify_deployment)
+
+
+def handoff_store(default: str) -> str:
     """Where workspaces and reports cross to the sandbox: ``QUORUM_HANDOFF_STORE`` (e.g. a volume both
-    workers mount, so the sandbox needs no store credential), else the task's own store."""
-    value = (os.environ if environ is None else environ).get(HANDOFF_STORE_ENV, "").strip()
-    return value or default
+    workers mount, so the sandbox needs no store credential), else the run's own store."""
+    return (settings().handoff_store or "").strip() or default
 
 
-def private_dirs_of_current_user(environ: Mapping[str, str] | None = None) -> list[str]:
+def private_dirs_of_current_user(environ: Mapping[str, str] | None = None, hide: str | None = None) -> list[str]:
     """Directories a userns sandbox must not see, because it runs as our uid outside its namespaces.
 
     In root mode the sandbox uid is a stranger to our files; in userns mode it is us, so our home
@@ -169,6 +180,7 @@ def private_dirs_of_current_user(environ: Mapping[str, str] | None = None) -> li
     an empty tmpfs. Only existing directories, never ``/``.
     """
     environ = os.environ if environ is None else environ
+    hide = settings().sandbox_hide if hide is None else hide
     uid = os.geteuid()
     candidates: list[str] = []
     try:
@@ -177,7 +189,7 @@ def private_dirs_of_current_user(environ: Mapping[str, str] | None = None) -> li
         pass
     candidates += [environ.get("HOME", ""), environ.get("XDG_RUNTIME_DIR", ""), f"/run/user/{uid}"]
     candidates.append(environ.get("PREFECT_HOME", ""))
-    candidates += environ.get(HIDE_ENV, "").split(os.pathsep)
+    candidates += hide.split(os.pathsep)
     found: list[str] = []
     for candidate in candidates:
         if not candidate or not os.path.isabs(candidate):
