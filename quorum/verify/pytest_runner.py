@@ -454,7 +454,9 @@ def run_pytest(
                     argv, cwd=copy, timeout_s=timeout_s, env=env, output_cap_bytes=OUTPUT_CAP_BYTES,
                     limits=limits, confine=confine,
                 )
-                xml_text, xml_problem = read_report_file(junit, JUNIT_MAX_BYTES, slot.uid if slot else os.geteuid())
+                # Written by the sandbox uid (root mode) or by us: the owner of the directory it is in.
+                owner = slot.uid if slot else os.lstat(out).st_uid
+                xml_text, xml_problem = read_report_file(junit, JUNIT_MAX_BYTES, owner)
         except IsolationUnavailable as exc:
             return report(
                 VerificationStatus.error, f"{tool}: {exc}", reason="no_isolation", network_isolated=False,
