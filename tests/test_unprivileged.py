@@ -119,7 +119,9 @@ def test_hostile_suite_and_injection_example_as_an_ordinary_user(user: OrdinaryU
     for key in planted.values():
         assert files_containing(user.session, key) == [] and key not in output
     assert processes_of(user.uid) == []
-    print(f"\nas {user.name} (uid {user.uid}): {len(cases)} tests passed, mode userns; attack: {attack['attack']}")
+    verdicts = ", ".join(f"{case}={hostile[f'tests.test_hostile::test_sandboxed_run[{case}]']['properties']['verdict']}"
+                         for case in CASES)  # fmt: skip
+    print(f"\nas {user.name} (uid {user.uid}): {len(cases)} tests passed, mode userns; {verdicts}; attack: {attack['attack']}")
 
 
 def run_attack_as(user: OrdinaryUser, name: str, extra_env: dict[str, str]) -> dict:
@@ -160,4 +162,6 @@ def test_without_user_namespaces_verification_fails_closed_and_the_opt_in_says_u
     assert f"ANTHROPIC_API_KEY={allowed['planted']}" in allowed["attack_line"], allowed["attack_line"]
     assert "network=sent" in allowed["attack_line"] and any(allowed["planted"] in r for r in allowed["received"])
     assert allowed["escape_written"]
-    print(f"\nno userns, refused: {report['status']}; opted in: {allowed['attack_line'][:120]}")
+    refused_report = refused["report"]
+    print(f"\nno userns: {refused_report['status']}/{refused_report['reason']}; opted in: {report['status']}, "
+          f"{allowed['attack_line'][:100]}")  # fmt: skip
