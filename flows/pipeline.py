@@ -29,7 +29,6 @@ from quorum.domain.manifest import TaskSpec
 from quorum.domain.models import (
     Finding,
     Outcome,
-    PatchResult,
     Plan,
     ReviewResult,
     RoundRecord,
@@ -42,6 +41,7 @@ from quorum.domain.results import render_task_markdown, ui_key
 from quorum.domain.resume import spec_digest
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.run import RunContext
+from quorum.flows.verify import verify_acceptance, verify_round
 from quorum.llm.client import StructuredOutputError
 from quorum.llm.pricing import litellm_price
 from quorum.stages.plan import render_plan_markdown
@@ -57,7 +57,6 @@ from quorum.tasks.plan import plan_task
 from quorum.tasks.review import review_task
 from quorum.tasks.store import save_artifacts_task
 from quorum.tasks.ui import publish_markdown_task
-from quorum.tasks.verify import acceptance_task, bandit_task, pytest_task, semgrep_task
 from quorum.tasks.workspace import cleanup_task, prepare_task
 from quorum.verify.sarif import to_sarif
 
@@ -176,8 +175,9 @@ def _run_round(
     reports: list[VerificationReport] = []
     if patch.applied:
         run.report(spec.id, "verify", f"round {round_no}")
-        with ledger.timed("verify"):
-            reports = _verify(workspace, patch, policy, label)
+        with ledger.timed("verify"):  # here, or on the sandbox work pool (QUORUM_VERIFY_DEPLOYMENT)
+            prefix = round_prefix(run.batch_id, spec.id, round_no)
+            reports = verify_round(workspace, patch, label=label, policy=policy, store_url=run.store_url, prefix=prefix)
 
     reviews = []
     wants_review = patch.applied and not (any(r.blocking for r in reports) and policy.verify_before_review)
@@ -209,19 +209,6 @@ def _run_round(
     return record, workspace
 
 
-def _verify(workspace: str, patch: PatchResult, policy: Policy, label: str) -> list[VerificationReport]:
-    """Semgrep, Bandit and pytest at once, each its own task."""
-    futures = [
-        semgrep_task.submit(workspace, patch.files, patch.added_lines, label=label),
-        bandit_task.submit(
-            workspace, patch.files, patch.added_lines, label=label,
-            min_severity=policy.bandit_min_severity, min_confidence=policy.bandit_min_confidence,
-        ),  # fmt: skip
-        pytest_task.submit(workspace, label=label),
-    ]
-    return [future.result() for future in futures]
-
-
 def _review(job: _Job, plan: Plan, diff: str, tool_report: str, round_no: int) -> list[ReviewResult]:
     """Every reviewer at once, each its own cached task."""
     futures = []
@@ -237,8 +224,8 @@ def _acceptance(spec: TaskSpec, run: RunContext, ledger: TaskLedger, workspace: 
         return ledger.result(spec, run.batch_id, TaskStatus.approved_unverified, "approved; no acceptance tests", **done)
     run.report(spec.id, "acceptance")
     with ledger.timed("acceptance"):
-        report = acceptance_task(workspace, spec.acceptance, label=spec.id)
-    prefix = task_prefix(run.batch_id, spec.id)
+        prefix = task_prefix(run.batch_id, spec.id)
+        report = verify_acceptance(workspace, spec.acceptance, label=spec.id, store_url=run.store_url, prefix=prefix)
     save_artifacts_task(run.store, verification_artifacts(prefix, [report]), label=f"{spec.id} acceptance")
     done["artifacts"]["acceptance"] = f"{prefix}/verify/{report.raw_name}"
     if report.status.value == "passed":

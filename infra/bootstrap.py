@@ -6,9 +6,10 @@ Idempotent; each step says what it did:
 3. a `QuorumArtifactStore` block named `artifacts` points at `s3://<bucket>/<prefix>` on that endpoint,
    and a `QuorumRoster` block named `default` holds a shipped roster (unless one exists already:
    edits made in the UI are never overwritten);
-4. the work pool exists (a process pool by default).
+4. the work pools exist: the pipeline's (a process pool by default) and the sandbox pool that
+   verifies workspaces away from the model keys (`--sandbox-pool`, '' for none).
 
-    python infra/bootstrap.py --bucket quorum-artifacts --pool quorum-process
+    python infra/bootstrap.py --bucket quorum-artifacts --pool quorum-process --sandbox-pool quorum-sandbox
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefix", default=os.environ.get("QUORUM_PREFIX", "quorum"))
     parser.add_argument("--pool", default=os.environ.get("QUORUM_WORK_POOL", "quorum-process"))
     parser.add_argument("--pool-type", default="process")
+    parser.add_argument("--sandbox-pool", default=os.environ.get("QUORUM_SANDBOX_POOL", "quorum-sandbox"),
+                        help="work pool of the quorum-verify/sandbox deployment ('' for none)")
     parser.add_argument("--roster", default=os.environ.get("QUORUM_ROSTER", "scripted"), help="shipped roster or file")
     parser.add_argument("--store-block", default="artifacts", help="name of the QuorumArtifactStore block")
     parser.add_argument("--roster-block", default="default", help="name of the QuorumRoster block")
@@ -140,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     roster = QuorumRoster.from_file(args.roster)
     step(f"block quorum-roster/{args.roster_block}", lambda: save_block_unless_present(roster, args.roster_block))
     step(f"work pool {args.pool}", lambda: ensure_work_pool(args.pool, args.pool_type))
+    if args.sandbox_pool:
+        step(f"work pool {args.sandbox_pool}", lambda: ensure_work_pool(args.sandbox_pool, args.pool_type))
     return 0
 
 

@@ -35,6 +35,27 @@ class QuorumSettings(BaseSettings):
         "process, see quorum.prefect_api.provider_slots) or 'prefect' (prefect.concurrency's concurrency() and "
         "rate_limit() around every request; slower on a busy SQLite server, see docs/benchmark.md).",
     )
+    sandbox_allow_unisolated: str = Field(
+        default="",
+        description="QUORUM_SANDBOX_ALLOW_UNISOLATED: '1' (or true/yes/on) lets untrusted tests run WITHOUT isolation "
+        "where neither root nor user namespaces can give one; every report then says 'unisolated'. Anything else: "
+        "such runs fail closed (error / no_isolation).",
+    )
+    sandbox_hide: str = Field(
+        default="",
+        description="QUORUM_SANDBOX_HIDE: ':'-separated directories a rootless (userns) sandbox must not see, "
+        "besides our home, XDG_RUNTIME_DIR and PREFECT_HOME.",
+    )
+    verify_deployment: str | None = Field(
+        default=None,
+        description="QUORUM_VERIFY_DEPLOYMENT: 'flow/deployment' that verifies on the sandbox work pool "
+        "(e.g. quorum-verify/sandbox); unset: verify in the pipeline's own process tree.",
+    )
+    handoff_store: str | None = Field(
+        default=None,
+        description="QUORUM_HANDOFF_STORE: where workspaces and reports cross to the sandbox pool (a folder both "
+        "workers mount, or a store URL); unset: the run's own artifact store.",
+    )
     litellm_debug: bool = Field(default=False, description="QUORUM_LITELLM_DEBUG: keep litellm's own debug logging.")
     github_webhook_secret: SecretStr | None = Field(
         default=None, description="QUORUM_GITHUB_WEBHOOK_SECRET: the secret of the GitHub webhook (required by the receiver)."

@@ -1,8 +1,13 @@
 """Hostile inputs against the verification sandbox: every case asserts its verdict AND that nothing
 outside the workspace changed (a world-writable sentinel directory and file, the source repository,
-escape files in /tmp, /var/tmp, /dev/shm) and that no process of the run's sandbox uid is left.
+escape files in /tmp, /var/tmp, /dev/shm) and that no process of the run is left (of its PID
+namespace, and in root mode of its sandbox uid).
 
-Observed here (root, Linux 6.18, user/pid/net/mount namespaces available):
+The suite runs as root in `make test` (root mode), and tests/test_unprivileged.py runs it again as
+an ordinary user (userns mode: quorum as uid 10001 in the image): the same cases, the same
+verdicts; each run records its mode and verdicts as JUnit properties.
+
+Observed here (root and an ordinary user, Linux 6.18, user/pid/net/mount namespaces available):
 
 =========================  ====================================================================
 case                       verdict (status / reason [/ limit_hit])
@@ -16,6 +21,8 @@ cpu_burn                   error / resource_limit / cpu (2 s CPU, 30 s deadline:
 plain_failure              failed / failed
 output_flood               failed / failed (50 MiB + invalid UTF-8 on pytest's real stdout; log capped)
 network                    passed (connect to our 127.0.0.1 listener is refused; nothing arrives)
+issue 19 attack            passed (reads /proc/*/environ of quorum and a key-holding process,
+                           connects to our listener, writes /tmp: no key, nothing arrives, no file)
 write_outside              failed / failed (on purpose, to log the attempts: absolute path to a
                            0666 sentinel, ``..``, symlinks out of the repo, /tmp, /var/tmp,
                            /dev/shm; every one refused or lost in a private tmpfs)
@@ -47,14 +54,21 @@ import pytest
 
 from quorum.domain.models import VerificationReport, VerificationStatus
 from quorum.edits.patching import apply_patch
+from quorum.sandbox import isolation
+from quorum.sandbox.launch import processes_in_pid_namespace
 from quorum.sandbox.runner import ResourceLimits
 from quorum.verify.bandit import run_bandit
 from quorum.verify.pytest_runner import run_pytest
 from quorum.verify.semgrep import find_semgrep, run_semgrep
 from quorum.workspace.workspace import prepare_workspace, workspace_diff
+from tests.support.issue19_attack import run_attack
 
 IS_ROOT = os.geteuid() == 0
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="privilege drop and namespaces need root")
+EXPECTED_MODE = "root" if IS_ROOT else "userns"
+needs_isolation = pytest.mark.skipif(
+    not IS_ROOT and not isolation.probe_userns().available,
+    reason=f"no isolation here (not root, and user namespaces unavailable: {isolation.probe_userns().error if not IS_ROOT else ''})",
+)
 
 SENTINEL_TEXT = "sentinel: must never change\n"
 WEIRD = "test_q'\"$(touch PWNED)`touch PWNED2`.py"
@@ -111,8 +125,11 @@ class Guard:
     """A world-writable sentinel outside every workspace, and the checks run after each case."""
 
     def __init__(self, repo: Path):
-        # One sentinel where the sandbox gets a private tmpfs (/tmp), one on the read-only tree.
-        roots = ["/tmp", "/run" if os.access("/run", os.W_OK) else "/var/lib"]
+        # One sentinel where the sandbox gets a private tmpfs (/tmp), one on the read-only tree:
+        # /run or /var/lib as root; as an ordinary user, a directory of its own outside /tmp and
+        # its home (tests/test_unprivileged.py sets QUORUM_TEST_READONLY_ROOT).
+        readonly_roots = ["/run", "/var/lib", os.environ.get("QUORUM_TEST_READONLY_ROOT", "")]
+        roots = ["/tmp", next(r for r in readonly_roots if r and os.access(r, os.W_OK))]
         self.dirs = [Path(tempfile.mkdtemp(prefix="quorum-sentinel-", dir=root)) for root in roots]
         self.dir = self.dirs[0]
         for directory in self.dirs:
@@ -134,9 +151,13 @@ class Guard:
             assert not escape.exists(), f"{escape} was written from the sandbox"
         for where in (self.cwd, self.repo, self.dir):
             assert not list(where.glob("PWNED*")), f"a file name was shell-interpreted in {where}"
-        if report is not None and report.sandbox.get("uid") is not None:
+        if report is not None and report.sandbox.get("mode") == "root":
             left = processes_started_before(report.sandbox["uid"], _uptime())
             assert left == [], f"processes of the sandbox uid survived: {left}"
+        if report is not None and report.sandbox.get("mode") in ("root", "userns"):
+            assert report.sandbox["pid_ns"], "the run had no PID namespace"
+            left_in_ns = processes_in_pid_namespace(report.sandbox["pid_ns"])
+            assert left_in_ns == [], f"processes of the sandbox's PID namespace survived: {left_in_ns}"
             assert report.sandbox["leftover_processes"] == 0
 
     def cleanup(self) -> None:
@@ -318,15 +339,18 @@ def test_x():
 }
 
 
-@needs_root
+@needs_isolation
 @pytest.mark.parametrize("case", list(CASES))
-def test_sandboxed_run(case: str, repo: Path, guard: Guard) -> None:
+def test_sandboxed_run(case: str, repo: Path, guard: Guard, record_property) -> None:
     files, kwargs, (status, reason, limit) = CASES[case]
     write(repo, files)
     before = repo_state(repo)
     report = run_pytest(repo, **kwargs)
+    record_property("mode", report.sandbox.get("mode"))
+    record_property("verdict", f"{report.status.value}/{report.reason}/{report.limit_hit}")
     assert (report.status.value, report.reason, report.limit_hit) == (status, reason, limit), report.summary
     assert report.sandbox["privilege_drop"] and report.network_isolated is True
+    assert report.sandbox["mode"] == EXPECTED_MODE
     assert repo_state(repo) == before
     guard.check(report)
     if case in ("grandchild_holds_output", "setsid_grandchild"):
@@ -343,7 +367,7 @@ def test_sandboxed_run(case: str, repo: Path, guard: Guard) -> None:
         assert "1 passed" in report.summary
 
 
-@needs_root
+@needs_isolation
 def test_network_is_blocked(repo: Path, guard: Guard) -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -385,12 +409,35 @@ def test_network_is_blocked(repo: Path, guard: Guard) -> None:
         thread.join(5)
         listener.close()
     assert (report.status, report.reason) == (VerificationStatus.passed, ""), report.summary
-    assert report.network_isolated is True
+    assert report.network_isolated is True and report.sandbox["mode"] == EXPECTED_MODE
     assert accepted == []
     guard.check(report)
 
 
-@needs_root
+@needs_isolation
+def test_the_issue_19_attack_gets_no_secret_no_network_and_no_file(repo: Path, guard: Guard, record_property) -> None:
+    """What the issue's attacker did, as a test a patch adds (tests/support/issue19_attack.py): read the
+    environment of quorum's processes through /proc/<pid>/environ (quorum's own, its parent, and a
+    process holding a model key from its start), send what it found to a loopback listener of
+    ours, and write a file in /tmp."""
+    outcome = run_attack(repo, guard.escapes[0])
+    report = outcome.report
+    record_property("mode", report.sandbox.get("mode"))
+    record_property("verdict", f"{report.status.value}/{report.reason}/{report.limit_hit}")
+    record_property("attack", outcome.attack_line)
+    assert (report.status, report.reason) == (VerificationStatus.passed, ""), report.summary
+    assert report.sandbox["mode"] == EXPECTED_MODE and report.network_isolated is True
+    assert outcome.attack_line.startswith("ATTACK visible=")  # the attack ran and reported what it got
+    own_key = os.environ.get("ANTHROPIC_API_KEY")
+    for secret in filter(None, (outcome.planted, own_key)):
+        assert secret not in report.log + report.raw + report.summary, "a key reached the report"
+    assert "STOLEN=[]" in outcome.attack_line and "network=blocked" in outcome.attack_line
+    assert "tmp=written" in outcome.attack_line  # ...into the sandbox's own /tmp, which died with it
+    assert outcome.received == [] and not outcome.escape_written
+    guard.check(report)
+
+
+@needs_isolation
 def test_writes_outside_the_workspace_change_nothing(repo: Path, guard: Guard) -> None:
     ro_file = guard.files[1]
     (repo / "link_file").symlink_to(guard.file)
@@ -431,11 +478,11 @@ def test_writes_outside_the_workspace_change_nothing(repo: Path, guard: Guard) -
     assert f"refused {guard.file}" in report.log  # the world-writable sentinels were out of reach
     assert f"refused {ro_file}: Read-only file system" in report.log
     assert repo_state(repo) == before
-    assert all(os.lstat(f).st_uid == 0 for f in guard.files)  # chown of the copy did not follow links
+    assert all(os.lstat(f).st_uid == os.geteuid() for f in guard.files)  # chown of the copy did not follow links
     guard.check(report)
 
 
-@needs_root
+@needs_isolation
 def test_acceptance_run_ignores_a_forging_repo_conftest(repo: Path, guard: Guard, tmp_path: Path) -> None:
     write(repo, {
         "calc.py": "def add(a, b):\n    return a - b\n",

@@ -32,8 +32,13 @@ DOCKERFILE = INFRA / "Dockerfile"
 COMPOSE = INFRA / "docker-compose.yaml"
 K8S = INFRA / "k8s"
 TEMPLATE = K8S / "base-job-template.json"
+SANDBOX_TEMPLATE = K8S / "sandbox-job-template.json"
+TEMPLATES = [TEMPLATE, SANDBOX_TEMPLATE]
 HELM_VALUES = K8S / "worker-values.yaml"
+SANDBOX_HELM_VALUES = K8S / "sandbox-worker-values.yaml"
 WEBHOOK_MANIFESTS = K8S / "webhook.yaml"
+SANDBOX_POLICIES = K8S / "sandbox-networkpolicy.yaml"
+SANDBOX_LABEL = {"quorum.dev/role": "sandbox"}
 SECRET_NAME = re.compile(r"(SECRET|PASSWORD|TOKEN|API_KEY|ACCESS_KEY)", re.IGNORECASE)
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -229,6 +234,29 @@ def test_compose_environment_names_the_right_services_and_holds_no_literal_secre
             assert value.strip().startswith("${"), f"{key} must come from the environment, not the compose file"
 
 
+def test_compose_sandbox_worker_holds_no_secret_and_reaches_only_the_api(compose):
+    services = compose["services"]
+    sandbox = services["sandbox-worker"]
+    env = sandbox["environment"]
+    assert not [name for name in env if SECRET_NAME.search(name) or name.startswith("AWS_")], env
+    assert env["QUORUM_WORK_POOL"] == "quorum-sandbox" and env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert env["QUORUM_SANDBOX_ALLOW_UNISOLATED"] == "1"
+    assert sandbox["networks"] == ["sandbox"] and compose["networks"]["sandbox"]["internal"] is True
+    on_sandbox = {name for name, service in services.items() if "sandbox" in (service.get("networks") or [])}
+    assert on_sandbox == {"sandbox-worker", "prefect-server"}, on_sandbox  # not the store, not the keyed worker
+    assert "ports" not in sandbox and sandbox["cap_drop"] == ["ALL"]
+    assert "no-new-privileges:true" in sandbox["security_opt"]
+    # The keyed worker never verifies itself: it hands workspaces over through the shared volume.
+    worker = services["worker"]
+    assert worker["environment"]["QUORUM_VERIFY_DEPLOYMENT"] == "quorum-verify/sandbox"
+    handoff = worker["environment"]["QUORUM_HANDOFF_STORE"]
+    assert f"handoff:{handoff}" in worker["volumes"] and f"handoff:{handoff}" in sandbox["volumes"]
+    deployments = {d["name"]: d for d in yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]}
+    assert deployments["sandbox"]["work_pool"]["name"] == env["QUORUM_WORK_POOL"]
+    assert deployments["sandbox"]["entrypoint"] == "flows/verify.py:verify_workspace"
+    assert "/handoff" in DOCKERFILE.read_text()  # the named volume starts owned by the quorum user
+
+
 def test_compose_commands_match_the_quorum_cli(compose):
     from quorum.github_webhook.server import parse_args as webhook_args
 
@@ -260,9 +288,20 @@ def test_env_example_lists_every_variable_the_compose_file_reads():
 # ----------------------------------------------------------------------------- Kubernetes template
 
 
+@pytest.fixture(scope="module", params=TEMPLATES, ids=lambda path: path.stem)
+def template(request) -> dict:
+    """Each work-pool template: the pipeline's (base) and the sandbox pool's; both get every check below."""
+    return json.loads(request.param.read_text())
+
+
 @pytest.fixture(scope="module")
-def template() -> dict:
+def base_template() -> dict:
     return json.loads(TEMPLATE.read_text())
+
+
+@pytest.fixture(scope="module")
+def sandbox_template() -> dict:
+    return json.loads(SANDBOX_TEMPLATE.read_text())
 
 
 def _placeholders(value) -> set[str]:
@@ -309,7 +348,8 @@ def render_job(template: dict) -> dict:
     values.update(
         name="quorum-task-request-abc12",
         labels={"prefect.io/flow-run-id": "0f9e6d2c-1111-4222-8333-944455556666"},
-        env={"PREFECT_API_URL": "http://prefect-server.quorum.svc.cluster.local:4200/api"},
+        # the worker adds its own variables to the configured env (the variable's default, here)
+        env={**values.get("env", {}), "PREFECT_API_URL": "http://prefect-server.quorum.svc.cluster.local:4200/api"},
         command="prefect flow-run execute",
     )
     job = apply_values(template["job_configuration"], values)["job_manifest"]
@@ -319,8 +359,8 @@ def render_job(template: dict) -> dict:
     return job
 
 
-def test_rendered_job_is_locked_down_and_uses_the_quorum_image(template):
-    job = render_job(template)
+def test_rendered_job_is_locked_down_and_uses_the_quorum_image(base_template):
+    job = render_job(base_template)
     assert PLACEHOLDER.search(json.dumps(job)) is None, "placeholders left after rendering"
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -344,20 +384,75 @@ def test_rendered_job_passes_kubernetes_schema_validation(template, tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_prefect_work_pool_create_accepts_the_template(template, prefect_api):
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda path: path.stem)
+def test_prefect_work_pool_create_accepts_the_template(path, prefect_api):
     from prefect.client.orchestration import get_client
 
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    name = f"quorum-kubernetes-test-{path.stem}"
     run = subprocess.run(
-        [sys.executable, "-m", "prefect", "work-pool", "create", "quorum-kubernetes-test", "--type", "kubernetes",
-         "--base-job-template", str(TEMPLATE), "--overwrite"],
+        [sys.executable, "-m", "prefect", "work-pool", "create", name, "--type", "kubernetes",
+         "--base-job-template", str(path), "--overwrite"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     with get_client(sync_client=True) as client:
-        pool = client.read_work_pool("quorum-kubernetes-test")
+        pool = client.read_work_pool(name)
     assert pool.type == "kubernetes"
-    assert pool.base_job_template == template
+    assert pool.base_job_template == json.loads(path.read_text())
+
+
+def test_rendered_sandbox_job_holds_no_secret_no_token_and_is_selected_by_the_policies(sandbox_template, base_template):
+    job = render_job(sandbox_template)
+    assert PLACEHOLDER.search(json.dumps(job)) is None
+    pod_template = job["spec"]["template"]
+    pod, container = pod_template["spec"], pod_template["spec"]["containers"][0]
+    assert pod_template["metadata"]["labels"] == SANDBOX_LABEL
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+    assert pod["serviceAccountName"] == "quorum-sandbox"
+    assert "runtimeClassName" not in pod  # unset by default: the key is dropped, not sent empty
+    assert pod["securityContext"] == base_template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]["securityContext"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container["envFrom"] == [{"secretRef": {"name": "quorum-sandbox-store", "optional": True}}]
+    base_secret = base_template["variables"]["properties"]["secrets_name"]["default"]
+    assert base_secret not in json.dumps(sandbox_template), "the sandbox must not mount the model-key secret"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["QUORUM_SANDBOX_ALLOW_UNISOLATED"] == "1"
+    assert not [name for name in env if SECRET_NAME.search(name)]
+    # A RuntimeClass, when given, lands in the pod spec.
+    from prefect.utilities.templating import apply_values
+
+    values = {n: v["default"] for n, v in sandbox_template["variables"]["properties"].items() if "default" in v}
+    rendered = apply_values(sandbox_template["job_configuration"], {**values, "runtime_class_name": "gvisor"})
+    assert rendered["job_manifest"]["spec"]["template"]["spec"]["runtimeClassName"] == "gvisor"
+    # The network policies select exactly these pods.
+    policies = [doc for doc in yaml.safe_load_all(SANDBOX_POLICIES.read_text()) if doc]
+    assert all(doc["spec"]["podSelector"] == {"matchLabels": SANDBOX_LABEL} for doc in policies)
+
+
+def test_sandbox_network_policies_deny_everything_but_dns_the_api_and_the_store():
+    policies = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(SANDBOX_POLICIES.read_text()) if doc}
+    deny = policies["quorum-sandbox-deny-all"]["spec"]
+    assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny and "egress" not in deny
+    allow = policies["quorum-sandbox-allow-api-and-store"]["spec"]
+    assert allow["policyTypes"] == ["Egress"] and "ingress" not in allow
+    allowed = sorted((port["protocol"], port["port"]) for rule in allow["egress"] for port in rule["ports"])
+    assert allowed == [("TCP", 53), ("TCP", 4200), ("TCP", 8333), ("UDP", 53)]
+    for rule in allow["egress"]:  # every rule names its peers: no open "to anywhere"
+        assert rule["to"] and all("ipBlock" not in peer for peer in rule["to"])
+    api_rule = next(r for r in allow["egress"] if r["ports"][0]["port"] == 4200)
+    assert api_rule["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prefect-server"}}}]
+
+
+def test_sandbox_manifests_pass_kubernetes_schema_validation(sandbox_template, tmp_path):
+    binary = tool("kubernetes-validate")
+    job = render_job(sandbox_template)
+    job["metadata"]["name"] = "quorum-verify-abc12"
+    path = tmp_path / "sandbox-job.yaml"
+    path.write_text(yaml.safe_dump(job))
+    for target in (path, SANDBOX_POLICIES):
+        run = subprocess.run([binary, "--strict", str(target)], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
 
 
 # ----------------------------------------------------------------------------------- Helm and kubectl
@@ -377,18 +472,24 @@ CHART_CONFIG_KEYS = {
 }  # fmt: skip
 
 
-def test_helm_values_use_the_chart_keys_and_point_at_a_self_hosted_server():
-    values = yaml.safe_load(HELM_VALUES.read_text())
+@pytest.mark.parametrize(
+    ("values_file", "pool", "template_file"),
+    [(HELM_VALUES, "quorum-kubernetes", TEMPLATE), (SANDBOX_HELM_VALUES, "quorum-sandbox", SANDBOX_TEMPLATE)],
+    ids=["pipeline", "sandbox"],
+)
+def test_helm_values_use_the_chart_keys_and_point_at_a_self_hosted_server(values_file, pool, template_file):
+    values = yaml.safe_load(values_file.read_text())
     worker = values["worker"]
     assert set(worker) <= CHART_WORKER_KEYS, set(worker) - CHART_WORKER_KEYS
     assert set(worker["config"]) <= CHART_CONFIG_KEYS, set(worker["config"]) - CHART_CONFIG_KEYS
     assert worker["apiConfig"] == "server" and worker["serverApiConfig"]["apiUrl"].endswith("/api")
-    assert (worker["config"]["type"], worker["config"]["workPool"]) == ("kubernetes", "quorum-kubernetes")
+    assert (worker["config"]["type"], worker["config"]["workPool"]) == ("kubernetes", pool)
     prefect_version = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["prefect-version"]
     assert worker["image"]["prefectTag"] == f"{prefect_version}-python3.11-kubernetes"
-    set_file = "--set-file worker.config.baseJobTemplate.configuration=infra/k8s/base-job-template.json"
-    assert set_file in HELM_VALUES.read_text()
+    set_file = f"--set-file worker.config.baseJobTemplate.configuration=infra/k8s/{template_file.name}"
+    assert set_file in values_file.read_text()
     assert worker["containerSecurityContext"]["runAsNonRoot"] is True
+    assert not [e["name"] for e in worker.get("extraEnvVars", []) if SECRET_NAME.search(e["name"])]
 
 
 def _manifests() -> list[dict]:
@@ -417,6 +518,7 @@ def test_kubectl_kustomize_renders_the_manifests_offline():
     assert run.returncode == 0, run.stderr
     rendered = list(yaml.safe_load_all(run.stdout))
     assert {doc["metadata"]["namespace"] for doc in rendered} == {"quorum"}
+    assert {doc["kind"] for doc in rendered} == {"Deployment", "Service", "NetworkPolicy"}
 
 
 def test_webhook_manifests_pass_kubernetes_schema_validation():
@@ -453,7 +555,7 @@ def test_bootstrap_sets_up_a_fresh_stack_and_is_idempotent(prefect_api, monkeypa
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "QUORUM_S3_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     bootstrap = _bootstrap_module()
-    argv = ["--bucket", "quorum-boot", "--pool", "quorum-boot-pool", "--attempts", "1",
+    argv = ["--bucket", "quorum-boot", "--pool", "quorum-boot-pool", "--sandbox-pool", "quorum-boot-sandbox", "--attempts", "1",
             "--store-block", "boot-artifacts", "--roster-block", "boot-default"]  # fmt: skip
     with mock_aws():  # sets fake AWS_* variables on entry: ours come after
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "bootstrap-key")
@@ -471,6 +573,7 @@ def test_bootstrap_sets_up_a_fresh_stack_and_is_idempotent(prefect_api, monkeypa
     assert "bucket quorum-boot: created" in first and "work pool quorum-boot-pool: created" in first
     assert "block quorum-artifact-store/boot-artifacts: created" in first
     assert "bucket quorum-boot: exists" in second and "work pool quorum-boot-pool: exists" in second
+    assert "work pool quorum-boot-sandbox: created" in first and "work pool quorum-boot-sandbox: exists" in second
     assert "block quorum-roster/boot-default: exists" in second
     assert "bootstrap-secret-value" not in first + second
     assert QuorumRoster.load("boot-default").to_roster().default_concurrency == 11  # UI edits survive a re-run

@@ -125,3 +125,40 @@ def test_same_place_uses_file_and_line_tolerance():
     assert not same_place(a, Finding(source="y", file="a.py", line=14))
     assert not same_place(a, Finding(source="y", file="b.py", line=10))
     assert not same_place(Finding(source="x"), Finding(source="y"))
+
+
+def _pytest_report(sandbox: dict, status: VerificationStatus = VerificationStatus.passed) -> VerificationReport:
+    return VerificationReport(tool="pytest", status=status, summary="s", sandbox=sandbox)
+
+
+def test_unisolated_tests_put_a_note_on_every_decision_and_never_change_it():
+    from quorum.domain.policy import UNISOLATED_NOTE
+
+    reports = [passed("semgrep"), passed("bandit"), _pytest_report({"mode": "none", "privilege_drop": False})]
+    reviews = [review("openai/a"), review("gemini/b")]
+    decision = decide(AggregationInput(round=1, verification=reports, reviews=reviews))
+    isolated = decide(AggregationInput(round=1, verification=clean_reports(), reviews=reviews))
+    assert decision.outcome == isolated.outcome == Outcome.approve and decision.reasons == isolated.reasons
+    assert len(decision.notes) == 1 and decision.notes[0].startswith(f"{UNISOLATED_NOTE} (pytest)")
+    assert "QUORUM_SANDBOX_ALLOW_UNISOLATED=1" in decision.notes[0]
+    assert not any(UNISOLATED_NOTE in reason for reason in decision.reasons)  # never fed back to a model
+    failing = _pytest_report({"mode": "none"}, VerificationStatus.failed)
+    assert decide(AggregationInput(round=1, verification=[failing])).notes == decision.notes
+    assert isolated.notes == []
+    for sandbox in ({"mode": "root"}, {"mode": "userns"}, {"mode": "none", "refused": True}, {}):
+        assert decide(AggregationInput(round=1, verification=[_pytest_report(sandbox)])).notes == [], sandbox
+
+
+def test_the_task_markdown_warns_when_tests_ran_unisolated():
+    from quorum.domain.models import TaskResult, TaskStatus
+    from quorum.domain.results import render_task_markdown
+
+    reports = [_pytest_report({"mode": "none"})]
+    decision = decide(AggregationInput(round=1, verification=reports))
+    result = TaskResult(batch_id="b", task_id="t", repo="r", status=TaskStatus.approved_unverified, decision=decision)
+    text = render_task_markdown(result, "store")
+    assert "> **Warning: untrusted tests ran unisolated (pytest)" in text and "## Notes" in text
+    clean = result.model_copy(update={"decision": decide(AggregationInput(round=1, verification=clean_reports()))})
+    assert "unisolated" not in render_task_markdown(clean, "store")
+    accepted = clean.model_copy(update={"acceptance": _pytest_report({"mode": "none"}).model_copy(update={"tool": "acceptance"})})
+    assert "> **Warning: untrusted tests ran unisolated (acceptance)" in render_task_markdown(accepted, "store")

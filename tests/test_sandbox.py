@@ -6,6 +6,7 @@ import json
 import os
 import resource
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -13,11 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from quorum.sandbox import isolation
 from quorum.sandbox import launch as sandbox_launch
+from quorum.sandbox.isolation import IsolationPlan, UsernsProbe
 from quorum.sandbox.runner import (
     CommandResult,
     Confinement,
     Isolation,
+    IsolationUnavailable,
     ResourceLimits,
     chown_tree,
     in_patch,
@@ -291,6 +295,100 @@ def test_confined_identity_namespaces_and_filesystem(tmp_path: Path) -> None:
     assert "NETWORK NOT ISOLATED" not in iso.describe()
 
 
+def _userns_available() -> bool:
+    return os.geteuid() != 0 and isolation.probe_userns().available
+
+
+needs_userns = pytest.mark.skipif(
+    not _userns_available(),
+    reason="rootless isolation: runs as an ordinary user where user namespaces work (tests/test_unprivileged.py runs it)",
+)
+
+
+@needs_userns
+def test_userns_confined_identity_namespaces_and_filesystem(tmp_path: Path) -> None:
+    """The rootless way in, as the ordinary user quorum runs as in the image: same guarantees as root."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("ours\n")
+    os.chmod(outside, 0o666)
+    code = f"""
+    import ctypes, json, os, socket
+    libc = ctypes.CDLL(None, use_errno=True)
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    facts = {{
+        "ids": [os.getresuid(), os.getresgid(), os.getgroups()], "pid": os.getpid(),
+        "nnp": status["NoNewPrivs"].strip(),
+        "caps": [int(status[k].strip(), 16) for k in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb")],
+        "procs": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "ifaces": sorted(name for _, name in socket.if_nameindex()),
+        "quorum_environ": os.path.exists("/proc/{os.getpid()}/environ") and {os.getpid()} != 1,
+        "umount_proc": libc.umount2(b"/proc", 2) == 0,  # MNT_DETACH: would reveal the host's /proc
+        "mount_tmpfs": libc.mount(b"x", b"/etc", b"tmpfs", 0, None) == 0,
+    }}
+    open("mine.txt", "w").write("ok")
+    for path in ({str(outside)!r}, "/tmp/quorum-confined-probe", "/etc/quorum-probe", "../up.txt"):
+        try:
+            open(path, "a").write("owned")
+            facts[path] = "written"
+        except OSError as exc:
+            facts[path] = exc.strerror
+    print(json.dumps(facts))
+    """
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    confine = Confinement(slot=None, writable=[str(ws)], expose=interpreter_dirs(PY))
+    res = run_command(py(code), cwd=ws, timeout_s=30, confine=confine)
+    assert res.returncode == 0, res.stderr + res.spawn_error
+    facts = json.loads(res.stdout)
+    u, g = os.geteuid(), os.getegid()
+    assert facts["ids"][:2] == [[u, u, u], [g, g, g]]  # not root inside: our own, unprivileged ids
+    assert set(facts["ids"][2]) <= {g}  # groups cannot be dropped without privilege: only our own here
+    assert facts["pid"] == 1 and facts["procs"] == [1]  # none of our processes is visible
+    assert facts["quorum_environ"] is False
+    assert facts["nnp"] == "1" and facts["caps"] == [0, 0, 0, 0, 0]
+    assert facts["umount_proc"] is False and facts["mount_tmpfs"] is False  # cannot undo its sandbox
+    assert facts["ifaces"] == ["lo"]
+    assert facts[str(outside)] == "Read-only file system"  # writable by anyone, but not from here
+    assert facts["/etc/quorum-probe"] == "Read-only file system"
+    assert facts["../up.txt"] == "Read-only file system"
+    assert facts["/tmp/quorum-confined-probe"] == "written"  # into a private tmpfs...
+    assert not Path("/tmp/quorum-confined-probe").exists()  # ...that died with the run
+    assert outside.read_text() == "ours\n" and not (tmp_path / "up.txt").exists()
+    assert (ws / "mine.txt").read_text() == "ok"
+    iso = res.isolation
+    assert iso is not None and iso.mode == "userns" and iso.privilege_drop and iso.network_isolated
+    assert iso.pid_namespace and iso.mount_namespace and iso.readonly_root and iso.leftover_processes == 0
+    assert iso.uid == u and iso.outer_uid == u and iso.pid_ns
+    assert iso.describe().startswith("sandbox: user namespace (uid")
+
+
+@needs_userns
+def test_userns_timeout_kills_setsid_daemon_and_leaves_our_processes_alone(tmp_path: Path) -> None:
+    neighbour = subprocess.Popen([PY, "-c", "import time; time.sleep(120)"])  # ours, same uid, outside
+    code = """
+    import os, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(600)
+        os._exit(0)
+    time.sleep(600)
+    """
+    try:
+        ws = tmp_path / "ws"
+        ws.mkdir()
+        started = time.monotonic()
+        res = run_command(py(code), cwd=ws, timeout_s=2, confine=Confinement(slot=None, writable=[str(ws)]))
+        assert time.monotonic() - started < 15
+        assert res.timed_out and res.returncode == -signal.SIGKILL
+        assert res.isolation is not None and res.isolation.mode == "userns"
+        assert sandbox_launch.processes_in_pid_namespace(res.isolation.pid_ns) == []
+        assert neighbour.poll() is None  # nothing killed by uid: the uid is ours
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
 @needs_root
 def test_confined_timeout_kills_setsid_daemon(tmp_path: Path) -> None:
     code = """
@@ -348,16 +446,89 @@ def test_slots_are_exclusive_and_reusable() -> None:
         assert again.index == taken
 
 
-def test_not_root_runs_unconfined_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+NO_USERNS = UsernsProbe(available=False, error="unshare: Operation not permitted", hints=["a seccomp filter is active"])
+
+
+def pretend_not_root(monkeypatch: pytest.MonkeyPatch, probe: UsernsProbe) -> None:
+    """As uid 1000 where the probe says ``probe`` (the real probe runs in tests/test_unprivileged.py)."""
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(isolation, "probe_userns", lambda: probe)
+
+
+def test_not_root_without_user_namespaces_fails_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pretend_not_root(monkeypatch, NO_USERNS)
+    monkeypatch.delenv(isolation.ALLOW_UNISOLATED_ENV, raising=False)
+    marker = tmp_path / "ran"
     with sandbox_slot() as slot:
         assert slot is None
+        with pytest.raises(IsolationUnavailable) as refused:
+            run_command(py(f"open({str(marker)!r}, 'w')"), cwd=tmp_path, timeout_s=30, confine=Confinement(slot=slot))
+    assert not marker.exists()  # nothing ran
+    message = str(refused.value)
+    assert "uid 1000, not root" in message and "Operation not permitted" in message and "seccomp" in message
+    for fix in ("run the worker as root", "kernel.unprivileged_userns_clone=1", "QUORUM_VERIFY_DEPLOYMENT=quorum-verify/sandbox",
+                "QUORUM_SANDBOX_ALLOW_UNISOLATED=1"):  # fmt: skip
+        assert fix in message
+    # Unconfined commands (the scanners) are not affected.
+    assert run_command(py("print('scan')"), cwd=tmp_path, timeout_s=30).stdout.strip() == "scan"
+
+
+def test_not_root_with_the_opt_in_runs_unisolated_and_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pretend_not_root(monkeypatch, NO_USERNS)
+    monkeypatch.setenv(isolation.ALLOW_UNISOLATED_ENV, "1")
+    with sandbox_slot() as slot:
         res = run_command(py("print('hi')"), cwd=tmp_path, timeout_s=30, confine=Confinement(slot=slot))
     assert res.returncode == 0 and res.stdout.strip() == "hi"
     iso = res.isolation
-    assert iso is not None and not iso.privilege_drop and not iso.network_isolated
-    assert "not running as root" in iso.notes[0]
-    assert "no privilege drop" in iso.describe() and "NETWORK NOT ISOLATED" in iso.describe()
+    assert iso is not None and iso.mode == "none" and iso.unisolated
+    assert not iso.privilege_drop and not iso.network_isolated and not iso.pid_namespace
+    assert "not root" in iso.notes[0]
+    text = iso.describe()
+    assert text.startswith("sandbox: unisolated (QUORUM_SANDBOX_ALLOW_UNISOLATED=1)")
+    assert "no privilege drop" in text and "NETWORK NOT ISOLATED" in text
+
+
+def test_root_without_a_slot_is_refused_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.delenv(isolation.ALLOW_UNISOLATED_ENV, raising=False)
+    with pytest.raises(IsolationUnavailable, match="no sandbox slot"):
+        run_command(py("print(1)"), cwd=tmp_path, timeout_s=30, confine=Confinement(slot=None))
+
+
+def test_choose_mode_prefers_root_then_userns_and_needs_the_opt_in_for_none() -> None:
+    ok = UsernsProbe(available=True)
+    assert isolation.choose_mode(0, None, False) == IsolationPlan(mode="root", allowed=True)
+    assert isolation.choose_mode(0, NO_USERNS, True).mode == "root"
+    assert isolation.choose_mode(1000, ok, False) == IsolationPlan(mode="userns", allowed=True)
+    refused = isolation.choose_mode(1000, NO_USERNS, False)
+    assert (refused.mode, refused.allowed) == ("none", False)
+    assert refused.why == (
+        "quorum runs as uid 1000, not root, and user namespaces are unavailable "
+        "(unshare: Operation not permitted); a seccomp filter is active"
+    )
+    assert isolation.choose_mode(1000, NO_USERNS, True).allowed is True
+    assert isolation.choose_mode(1000, None, False).allowed is False
+
+
+@pytest.mark.parametrize(("value", "allowed"), [("1", True), ("true", True), ("YES", True), ("0", False), ("", False),
+                                                ("no", False), ("please", False), ("ture", False)])  # fmt: skip
+def test_the_opt_in_takes_an_explicit_yes_only(value: str, allowed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isolation.is_explicit_yes(value) is allowed
+    monkeypatch.setenv(isolation.ALLOW_UNISOLATED_ENV, value)
+    assert isolation.allow_unisolated() is allowed  # read through quorum.settings
+    monkeypatch.delenv(isolation.ALLOW_UNISOLATED_ENV)
+    assert isolation.allow_unisolated() is False
+
+
+def test_private_dirs_of_a_userns_sandbox(tmp_path: Path) -> None:
+    home, runtime, extra = (tmp_path / name for name in ("home", "run-user", "extra"))
+    for directory in (home, runtime, extra):
+        directory.mkdir()
+    environ = {"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime), "PREFECT_HOME": "relative/ignored"}
+    found = isolation.private_dirs_of_current_user(environ, hide=f"{extra}:/:{tmp_path / 'missing'}")
+    assert {str(home), str(runtime), str(extra)} <= set(found)
+    assert "/" not in found and str(tmp_path / "missing") not in found
+    assert all(os.path.isabs(p) for p in found)
 
 
 def test_isolation_describe_names_what_is_missing() -> None:

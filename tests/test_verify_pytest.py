@@ -204,13 +204,35 @@ def test_parse_all_passed_and_garbage() -> None:
     assert parse_junit_xml("<testsuite>", "pytest")[0] == VerificationStatus.error
 
 
-def test_without_root_the_report_says_it_is_not_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _without_root_or_user_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quorum.sandbox import isolation
+
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(
+        isolation, "probe_userns", lambda: isolation.UsernsProbe(available=False, error="unshare: Operation not permitted")
+    )
+
+
+def test_without_root_or_user_namespaces_tests_do_not_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_root_or_user_namespaces(monkeypatch)
+    monkeypatch.delenv("QUORUM_SANDBOX_ALLOW_UNISOLATED", raising=False)
+    marker = tmp_path / "ran"
+    repo = make_repo(tmp_path / "repo", {"tests/test_ok.py": f"def test_ok():\n    open({str(marker)!r}, 'w')\n"})
+    report = run_pytest(repo)
+    assert (report.status, report.reason) == (VerificationStatus.error, "no_isolation"), report.summary
+    assert not marker.exists() and report.network_isolated is False and report.sandbox["mode"] == "none"
+    assert "untrusted tests were not run" in report.summary and "QUORUM_SANDBOX_ALLOW_UNISOLATED=1" in report.summary
+
+
+def test_without_root_the_opted_in_report_says_it_is_not_isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_root_or_user_namespaces(monkeypatch)
+    monkeypatch.setenv("QUORUM_SANDBOX_ALLOW_UNISOLATED", "1")
     repo = make_repo(tmp_path / "repo", {"tests/test_ok.py": "def test_ok():\n    pass\n"})
     report = run_pytest(repo)
     assert report.status == VerificationStatus.passed
     assert report.network_isolated is False and report.sandbox["privilege_drop"] is False
     assert "NETWORK NOT ISOLATED" in report.summary and "no privilege drop" in report.summary
+    assert report.sandbox["mode"] == "none" and "sandbox: unisolated (QUORUM_SANDBOX_ALLOW_UNISOLATED=1)" in report.summary
 
 
 # ---------- the verdict rules, on synthetic runs (pure) ----------

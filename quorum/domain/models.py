@@ -166,7 +166,8 @@ class VerificationReport(BaseModel):
             "Why this verdict, machine-readable: 'failed' (tests failed), 'findings' (scanner), 'timeout', "
             "'resource_limit' (see limit_hit), 'inconsistent_report' (JUnit XML, exit code and summary "
             "disagree), 'no_report', 'crashed', 'scan_errors', 'unparseable_files', 'not_scanned', "
-            "'sandbox_error', 'tool_error'; '' when passed."
+            "'sandbox_error', 'no_isolation' (untrusted tests not run: no sandbox possible here), 'tool_error'; "
+            "'' when passed."
         ),
     )
     limit_hit: str = Field(default="", description="For reason 'resource_limit': 'cpu', 'memory', 'processes' or 'file_size'.")
@@ -200,6 +201,11 @@ class Decision(BaseModel):
     outcome: Outcome
     reasons: list[str]
     findings: list[Finding] = Field(default_factory=list, description="The findings that drove the decision.")
+    notes: list[str] = Field(
+        default_factory=list,
+        description="Facts a person must see that did not drive the outcome (e.g. tests ran unisolated); "
+        "never fed back to a model.",
+    )
     policy_version: str
     round: int
 

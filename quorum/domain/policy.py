@@ -14,6 +14,10 @@ No LLM call happens here. The rules, in order (docs/policy.md explains them):
 5. A blocking finding raised by fewer reviewers than needed and not confirmed by a tool means the
    reviewers disagree -> escalate to a human.
 6. Otherwise -> approve (non-blocking findings are kept as notes).
+
+Whatever the outcome, a report whose untrusted tests ran without a sandbox (the operator's
+``QUORUM_SANDBOX_ALLOW_UNISOLATED=1``) puts a note on the decision (``Decision.notes``, shown in
+the UI and result.json); notes never change the outcome and are not fed back to the implementer.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pydantic import BaseModel, Field
 from quorum.domain.models import Decision, Finding, Outcome, ReviewResult, Severity, VerificationReport
 
 POLICY_VERSION = "2026.11.1"
+UNISOLATED_NOTE = "untrusted tests ran unisolated"
 BanditLevel = Literal["low", "medium", "high"]
 LINE_TOLERANCE = 3
 
@@ -59,6 +64,21 @@ def same_place(a: Finding, b: Finding) -> bool:
     return abs(a.line - b.line) <= LINE_TOLERANCE
 
 
+def unisolated_tools(reports: list[VerificationReport]) -> list[str]:
+    """Tools whose untrusted code ran without isolation (opted in), in report order."""
+    return [r.tool for r in reports if r.sandbox.get("mode") == "none" and not r.sandbox.get("refused")]
+
+
+def isolation_notes(reports: list[VerificationReport]) -> list[str]:
+    tools = unisolated_tools(reports)
+    if not tools:
+        return []
+    return [
+        f"{UNISOLATED_NOTE} ({', '.join(tools)}): QUORUM_SANDBOX_ALLOW_UNISOLATED=1 was set where no sandbox "
+        "is possible; they could read the worker's environment and files and use the network"
+    ]
+
+
 def is_blocking(finding: Finding, policy: Policy) -> bool:
     return finding.severity.rank >= policy.blocking_severity.rank
 
@@ -72,6 +92,7 @@ def decide(inputs: AggregationInput, policy: Policy | None = None) -> Decision:
             outcome=outcome,
             reasons=reasons,
             findings=findings or [],
+            notes=isolation_notes(inputs.verification),
             policy_version=policy.version,
             round=inputs.round,
         )

@@ -7,6 +7,7 @@ from collections import Counter
 
 from quorum.domain.cost import format_usd, merge_summaries
 from quorum.domain.models import BatchReport, TaskResult, TaskStatus
+from quorum.domain.policy import UNISOLATED_NOTE
 
 SUCCESS_STATUSES = frozenset({TaskStatus.resolved, TaskStatus.approved_unverified})
 
@@ -63,11 +64,22 @@ def result_row(result: TaskResult) -> dict[str, str | int | float]:
     }
 
 
+def unisolated_notes(result: TaskResult) -> list[str]:
+    """What ran without a sandbox in this task: the decision's note, and the acceptance run's."""
+    notes = [n for n in (result.decision.notes if result.decision else []) if n.startswith(UNISOLATED_NOTE)]
+    acceptance = result.acceptance
+    if acceptance is not None and acceptance.sandbox.get("mode") == "none" and not acceptance.sandbox.get("refused"):
+        notes.append(f"{UNISOLATED_NOTE} (acceptance): QUORUM_SANDBOX_ALLOW_UNISOLATED=1 was set")
+    return notes
+
+
 def render_task_markdown(result: TaskResult, store_url: str) -> str:
     simulated = " (simulated: scripted models priced as real ones)" if result.cost.simulated else ""
+    warnings = [f"> **Warning: {note}.**" for note in unisolated_notes(result)]
     lines = [
         f"# {result.task_id}: {result.status.value}",
         "",
+        *([*warnings, ""] if warnings else []),
         f"- repository: `{result.repo}`",
         f"- rounds: {result.rounds}",
         f"- reason: {result.reason or '-'}",
@@ -83,6 +95,8 @@ def render_task_markdown(result: TaskResult, store_url: str) -> str:
         lines.append(f"| {stage} | {cost.calls} | {format_usd(cost.cost_usd)} |")
     if result.decision and result.decision.reasons:
         lines += ["", "## Decision", "", *[f"- {reason}" for reason in result.decision.reasons]]
+    if result.decision and result.decision.notes:
+        lines += ["", "## Notes", "", *[f"- {note}" for note in result.decision.notes]]
     return "\n".join(lines) + "\n"
 
 

@@ -11,32 +11,48 @@ Every command gets (``run_command``):
   files cannot outgrow the file-size limit, which applies to every writer;
 * an environment built from an allow-list (``scrubbed_env``), never a copy of ours.
 
-Confined commands (``confine=Confinement(...)``, used for pytest and acceptance tests) also get,
-when we run as root, the launcher in ``tasks/sandbox_launch.py`` (a fresh single-threaded
-process, so nothing privileged runs in a ``preexec_fn`` of a threaded parent):
+Confined commands (``confine=Confinement(...)``, used for pytest and acceptance tests) run through
+the launcher in ``quorum/sandbox/launch.py`` (a fresh single-threaded process, so nothing
+privileged runs in a ``preexec_fn`` of a threaded parent), in one of the modes of
+``quorum.sandbox.isolation`` (reported as ``Isolation.mode``):
 
-* an unprivileged uid/gid of their own: one *slot* from a pool of uids reserved for the sandbox
-  (``QUORUM_SANDBOX_UID_BASE``, default 2000000000, ``QUORUM_SANDBOX_SLOTS`` slots), held with
-  an ``flock`` for the run, so parallel runs never share a uid and ``RLIMIT_NPROC`` (which does
-  not bind root) bounds each run on its own; no supplementary groups, ``PR_SET_NO_NEW_PRIVS``;
-* a PID namespace in which the command is PID 1: when it exits or is killed at the deadline, the
-  kernel kills everything else in the namespace at once, including grandchildren that called
-  ``setsid()``, before any of them can notice (so nothing can rewrite a report afterwards);
-  afterwards every process of the slot uid is killed as well (``kill(-1)`` as that uid, which is
-  how leftovers are handled where no PID namespace is allowed) and counted in
-  ``Isolation.leftover_processes``;
+* ``root`` (we run as root): an unprivileged uid/gid of their own: one *slot* from a pool of uids
+  reserved for the sandbox (``QUORUM_SANDBOX_UID_BASE``, default 2000000000,
+  ``QUORUM_SANDBOX_SLOTS`` slots), held with an ``flock`` for the run, so parallel runs never share
+  a uid and ``RLIMIT_NPROC`` (which does not bind root) bounds each run on its own; no
+  supplementary groups; afterwards every process of the slot uid is killed as well (``kill(-1)``
+  as that uid, which is how leftovers are handled where no PID namespace is allowed);
+* ``userns`` (we are an ordinary user and the kernel allows user namespaces): new user, PID,
+  network, IPC and mount namespaces entered in one step, our uid mapped to the same unprivileged
+  id inside, no capabilities; our home, runtime directory and PREFECT_HOME hidden (the command
+  runs as our uid outside, so it could read them otherwise); any refusal is fatal;
+* ``none``: neither is possible. ``run_command`` raises ``IsolationUnavailable`` (the verdict is
+  ``error`` / ``no_isolation`` with how to fix it) unless ``QUORUM_SANDBOX_ALLOW_UNISOLATED=1``
+  is set; then the command runs like an unconfined one and ``Isolation.describe()`` says
+  ``unisolated``.
+
+In both isolated modes:
+
+* ``PR_SET_NO_NEW_PRIVS``, empty capability sets;
+* a PID namespace in which the command is PID 1 with a fresh ``/proc``: when it exits or is
+  killed at the deadline, the kernel kills everything else in the namespace at once, including
+  grandchildren that called ``setsid()``, before any of them can notice (so nothing can rewrite a
+  report afterwards); what is left of the namespace (or of the slot uid) is killed and counted in
+  ``Isolation.leftover_processes``; none of our processes is visible from inside;
 * a network namespace with only loopback: no network (``Isolation.network_isolated``);
 * a mount namespace in which the whole tree is read-only, ``/tmp``, ``/var/tmp`` and ``/dev/shm``
-  are fresh tmpfs that vanish with the run, directories the uid could not traverse (``/root``)
-  are empty except for the ``expose`` directories (the interpreter), and only the ``writable``
-  directories (the throwaway workspace, its HOME, TMPDIR and report directory) can be written.
+  are fresh tmpfs that vanish with the run, hidden directories are empty except for the
+  ``expose`` directories (the interpreter), and only the ``writable`` directories (the throwaway
+  workspace, its HOME, TMPDIR and report directory) can be written.
 
-What the kernel refuses (namespaces in an unprivileged container) is reported in ``Isolation``
-and the command still runs with what is left; the privilege drop itself is never skipped as
-root. When we are not root there is no privilege drop and no namespace: ``Isolation`` says so.
+What the kernel refuses in root mode (namespaces in an unprivileged container) is reported in
+``Isolation`` and the command still runs with what is left; the privilege drop itself is never
+skipped as root.
 
 Not covered: the command can read world-readable files (without network it can only put them in
-its own output); there is no cgroup, so memory is bounded per process (``RLIMIT_AS``) times the
+its own output), and in userns mode also files of our uid outside the hidden directories, and it
+keeps our supplementary groups (the kernel forbids dropping them without privilege: give the
+worker's user none that grant anything, e.g. no ``docker`` group); there is no cgroup, so memory is bounded per process (``RLIMIT_AS``) times the
 process limit, not in total; ``RLIMIT_NPROC`` counts threads too; and code running inside the
 sandboxed process can of course lie about its own results (see ``quorum.verify.pytest_runner``).
 Unconfined commands (``confine=None``: semgrep, bandit, which read untrusted files but run
@@ -65,6 +81,14 @@ from typing import IO, Callable, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from quorum.sandbox import launch as sandbox_launch
+from quorum.sandbox.isolation import (
+    IsolationPlan,
+    Mode,
+    current_plan,
+    no_isolation_message,
+    private_dirs_of_current_user,
+    unisolated_line,
+)
 from quorum.settings import settings
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -130,6 +154,14 @@ class SandboxUnavailable(RuntimeError):
     """No sandbox slot could be taken (all busy, or the lock directory is unusable)."""
 
 
+class IsolationUnavailable(SandboxUnavailable):
+    """Neither root nor a user namespace can isolate a confined command, and no opt-in: it did not run."""
+
+    def __init__(self, plan: IsolationPlan):
+        super().__init__(no_isolation_message(plan))
+        self.plan = plan
+
+
 class SandboxSlot(BaseModel):
     """One uid/gid reserved for one confined run (held with an flock while the run lasts)."""
 
@@ -155,30 +187,52 @@ class Confinement(BaseModel):
 class Isolation(BaseModel):
     """How a confined command was actually isolated (what the OS allowed)."""
 
-    privilege_drop: bool = False
-    uid: int | None = None
+    mode: Mode | None = Field(
+        default=None,
+        description="'root' (uid drop + namespaces), 'userns' (rootless: user + other namespaces) or "
+        "'none' (unisolated, only with QUORUM_SANDBOX_ALLOW_UNISOLATED=1); set on every confined run.",
+    )
+    privilege_drop: bool = Field(
+        default=False,
+        description="The command ran with no capability, as an unprivileged id (root mode: a reserved uid; "
+        "userns mode: our uid mapped inside its user namespace).",
+    )
+    uid: int | None = Field(default=None, description="The command's uid (inside its user namespace in userns mode).")
     gid: int | None = None
+    outer_uid: int | None = Field(default=None, description="userns mode: the uid it has outside (ours).")
     network_isolated: bool = False
     pid_namespace: bool = False
+    pid_ns: int | None = Field(default=None, description="Inode of the command's PID namespace (leftover checks).")
     mount_namespace: bool = False
     readonly_root: bool = False
     private_tmp: list[str] = Field(default_factory=list)
     hidden: list[str] = Field(default_factory=list, description="Directories replaced by an empty tmpfs.")
-    leftover_processes: int = Field(default=0, description="Processes of the sandbox uid found after the run (killed).")
+    leftover_processes: int = Field(
+        default=0, description="Processes of the sandbox (its uid or PID namespace) found after the run (killed)."
+    )
     notes: list[str] = Field(default_factory=list)
+
+    @property
+    def unisolated(self) -> bool:
+        return self.mode == "none"
 
     def describe(self) -> str:
         """One line for summaries; says plainly what is missing."""
+        if self.mode == "none":
+            text = "sandbox: " + unisolated_line()
+            return text + (" (" + "; ".join(self.notes[:3]) + ")" if self.notes else "")
         if not self.privilege_drop:
             parts = ["no privilege drop"]
+        elif self.mode == "userns":
+            parts = [f"user namespace (uid {self.uid} inside, {self.outer_uid} outside, no capabilities)"]
         else:
             parts = [f"uid {self.uid}"]
-            spaces = [n for n, on in (("pid", self.pid_namespace), ("net", self.network_isolated),
-                                      ("mount", self.mount_namespace)) if on]
-            if spaces:
-                parts.append(f"{'/'.join(spaces)} namespaces")
-            if self.readonly_root:
-                parts.append("read-only filesystem outside the workspace")
+        spaces = [n for n, on in (("pid", self.pid_namespace), ("net", self.network_isolated),
+                                  ("mount", self.mount_namespace)) if on]  # fmt: skip
+        if self.privilege_drop and spaces:
+            parts.append(f"{'/'.join(spaces)} namespaces")
+        if self.privilege_drop and self.readonly_root:
+            parts.append("read-only filesystem outside the workspace")
         parts.append("network isolated" if self.network_isolated else "NETWORK NOT ISOLATED")
         text = "sandbox: " + ", ".join(parts)
         if self.notes:
@@ -342,6 +396,7 @@ def run_command(
     """
     argv = [str(a) for a in argv]
     limits = limits or DEFAULT_LIMITS
+    plan = _plan_for(confine)  # raises IsolationUnavailable before anything runs
     home_dir: str | None = None
     if env is None:
         home_dir = tempfile.mkdtemp(prefix="quorum-home-")
@@ -349,15 +404,12 @@ def run_command(
     started = time.monotonic()
     try:
         with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
-            if confine is not None and confine.slot is not None and os.geteuid() == 0:
-                result = _run_confined(argv, cwd, timeout_s, env, limits, confine, out_f, err_f, started)
+            if confine is not None and plan is not None and plan.mode != "none":
+                result = _run_confined(argv, cwd, timeout_s, env, limits, confine, plan.mode, out_f, err_f, started)
             else:
                 result = _run_plain(argv, cwd, timeout_s, env, limits, out_f, err_f, started)
-                if confine is not None:
-                    why = "not running as root" if os.geteuid() != 0 else "no sandbox slot"
-                    result.isolation = Isolation(
-                        notes=[f"{why}: no privilege drop, no namespaces, network not blocked"]
-                    )
+                if confine is not None and plan is not None:
+                    result.isolation = Isolation(mode="none", notes=[plan.why] if plan.why else [])
             stdout, out_trunc, out_n = read_capped(out_f, output_cap_bytes)
             stderr, err_trunc, err_n = read_capped(err_f, output_cap_bytes)
             return result.model_copy(
@@ -369,6 +421,21 @@ def run_command(
     finally:
         if home_dir is not None:
             shutil.rmtree(home_dir, ignore_errors=True)
+
+
+def _plan_for(confine: Confinement | None) -> IsolationPlan | None:
+    """The isolation a confined command gets here; raises IsolationUnavailable when it must not run."""
+    if confine is None:
+        return None
+    plan = current_plan()
+    if plan.mode == "root" and confine.slot is None:
+        plan = IsolationPlan(
+            mode="none", allowed=False,
+            why="running as root but the caller gave no sandbox slot (use sandbox_slot())",
+        )  # fmt: skip
+    if not plan.allowed:
+        raise IsolationUnavailable(plan)
+    return plan
 
 
 def _run_plain(argv, cwd, timeout_s, env, limits, out_f, err_f, started) -> CommandResult:
@@ -411,15 +478,24 @@ def _run_plain(argv, cwd, timeout_s, env, limits, out_f, err_f, started) -> Comm
     )
 
 
-def _run_confined(argv, cwd, timeout_s, env, limits, confine: Confinement, out_f, err_f, started) -> CommandResult:
+def _run_confined(
+    argv, cwd, timeout_s, env, limits, confine: Confinement, mode: Mode, out_f, err_f, started
+) -> CommandResult:
     slot = confine.slot
-    assert slot is not None
+    rootless = mode == "userns"
+    if rootless:  # our own ids, mapped to themselves inside the user namespace
+        uid, gid = os.geteuid(), os.getegid()
+    else:
+        assert slot is not None
+        uid, gid = slot.uid, slot.gid
     read_fd, write_fd = os.pipe()
     config = {
+        "mode": mode,
         "argv": argv,
         "cwd": str(Path(cwd).resolve()),
-        "uid": slot.uid,
-        "gid": slot.gid,
+        "uid": uid,
+        "gid": gid,
+        "hide": private_dirs_of_current_user() if rootless else [],
         "rlimits": [[res, soft, hard] for res, (soft, hard) in limits.rlimits()],
         "network": confine.network,
         "writable": [str(Path(p).resolve()) for p in confine.writable],
@@ -459,7 +535,7 @@ def _run_confined(argv, cwd, timeout_s, env, limits, confine: Confinement, out_f
         events = _read_status(read_fd)
     duration = round(time.monotonic() - started, 3)
 
-    isolation = Isolation(uid=slot.uid, gid=slot.gid)
+    isolation = Isolation(mode=mode, uid=uid, gid=gid, outer_uid=uid if rootless else None)
     result = CommandResult(argv=argv, duration_s=duration, timed_out=stuck, isolation=isolation)
     exit_event = None
     for event in events:
@@ -467,6 +543,7 @@ def _run_confined(argv, cwd, timeout_s, env, limits, confine: Confinement, out_f
         if kind == "setup":
             isolation.privilege_drop = True
             isolation.pid_namespace = bool(event.get("pid"))
+            isolation.pid_ns = event.get("pid_ns")
             isolation.network_isolated = bool(event.get("net"))
             isolation.mount_namespace = bool(event.get("mount"))
             isolation.readonly_root = bool(event.get("readonly_root"))
@@ -497,7 +574,15 @@ def _run_confined(argv, cwd, timeout_s, env, limits, confine: Confinement, out_f
         isolation.notes.append(f"the launcher ended without reporting the command's exit ({proc.returncode})")
     if stuck:
         isolation.notes.append("the launcher did not finish in time; its process group was killed")
-    isolation.leftover_processes = len(sandbox_launch.processes_of(slot.uid))
+    in_namespace = sandbox_launch.processes_in_pid_namespace(isolation.pid_ns) if isolation.pid_ns else []
+    if rootless:
+        isolation.leftover_processes = len(in_namespace)
+        for pid in in_namespace:  # never kill(-1): this uid is ours
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return result
+    assert slot is not None
+    isolation.leftover_processes = len(set(sandbox_launch.processes_of(slot.uid)) | set(in_namespace))
     if isolation.leftover_processes:
         _kill_uid(slot)
     return result

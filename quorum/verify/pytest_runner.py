@@ -5,11 +5,14 @@ The pure part (``parse_junit_xml``, ``junit_counts``, ``terminal_counts``, ``det
 the workspace (without ``.git`` and caches) into a fresh run directory, optionally adds the
 acceptance tests under ``.quorum_acceptance/``, gives the copy to a sandbox uid and runs
 ``python -m pytest`` there through ``quorum.sandbox.runner.run_command`` with ``confine`` (privilege drop,
-PID/network/mount namespaces, limits: see ``tasks/sandbox.py``), then removes the run directory.
+PID/network/mount namespaces, limits: see ``quorum/sandbox/runner.py``; as root or, rootless, in a
+user namespace), then removes the run directory. Where neither is possible the tests do not run:
+``error`` / ``no_isolation``, with how to fix it, unless ``QUORUM_SANDBOX_ALLOW_UNISOLATED=1``; then
+the report's summary and ``sandbox`` say ``unisolated``.
 
-Run directory (created by root, mode 0711): ``ws/`` (the copy), ``home/``, ``tmp/`` (TMPDIR) and
-``out/`` (the JUnit XML) belong to the sandbox uid and are the only writable places; ``conf/``
-(root, read-only) holds the ini file of acceptance runs.
+Run directory (mode 0711): ``ws/`` (the copy), ``home/``, ``tmp/`` (TMPDIR) and ``out/`` (the JUnit
+XML) belong to the sandbox uid (in root mode; our uid otherwise) and are the only writable places;
+``conf/`` (read-only) holds the ini file of acceptance runs.
 
 pytest options and why:
   * ``-p no:cacheprovider``  nothing written to ``.pytest_cache``;
@@ -44,6 +47,7 @@ Verdicts (status / reason):
     fork failing with EAGAIN)                         -> error / resource_limit (+ limit_hit)
   * XML, exit code and summary disagree               -> incomplete / inconsistent_report
   * no JUnit XML                                      -> error / no_report
+  * no isolation available (and no opt-in)            -> error / no_isolation (nothing ran)
   * killed by another signal, pytest internal/usage error -> error / crashed
   * exit code 5 (no tests) -> passed for repo tests, error / no_tests for acceptance tests.
 """
@@ -67,6 +71,7 @@ from quorum.domain.models import Finding, Severity, VerificationReport, Verifica
 from quorum.sandbox.runner import (
     CommandResult,
     Confinement,
+    IsolationUnavailable,
     ResourceLimits,
     SandboxUnavailable,
     chown_tree,
@@ -449,7 +454,14 @@ def run_pytest(
                     argv, cwd=copy, timeout_s=timeout_s, env=env, output_cap_bytes=OUTPUT_CAP_BYTES,
                     limits=limits, confine=confine,
                 )
-                xml_text, xml_problem = read_report_file(junit, JUNIT_MAX_BYTES, slot.uid if slot else None)
+                # Written by the sandbox uid (root mode) or by us: the owner of the directory it is in.
+                owner = slot.uid if slot else os.lstat(out).st_uid
+                xml_text, xml_problem = read_report_file(junit, JUNIT_MAX_BYTES, owner)
+        except IsolationUnavailable as exc:
+            return report(
+                VerificationStatus.error, f"{tool}: {exc}", reason="no_isolation", network_isolated=False,
+                sandbox={"mode": "none", "refused": True, "notes": [exc.plan.why]},
+            )  # fmt: skip
         except SandboxUnavailable as exc:
             return report(VerificationStatus.error, f"{tool}: {exc}", reason="sandbox_error")
 
@@ -462,7 +474,7 @@ def run_pytest(
         )
         isolation = res.isolation
         sandbox_line = isolation.describe() if isolation is not None else "sandbox: none"
-        if isolation is None or not isolation.network_isolated or not isolation.privilege_drop:
+        if isolation is None or isolation.unisolated or not isolation.network_isolated or not isolation.privilege_drop:
             notes.append(sandbox_line)
         summary = "\n".join([judged.summary, *notes])
         return report(

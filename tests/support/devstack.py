@@ -22,6 +22,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POOL = "quorum-process"
+SANDBOX_POOL = "quorum-sandbox"
 
 
 def free_port() -> int:
@@ -115,14 +116,18 @@ class LocalPrefectStack:
         return result
 
     def deploy_all(self) -> None:
-        self.prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        for pool in (POOL, SANDBOX_POOL):
+            self.prefect("work-pool", "create", pool, "--type", "process", "--overwrite")
         self.prefect("deploy", "--all")
 
-    def start_worker(self, name: str, *, limit: int | None = None) -> None:
-        argv = [self._prefect(), "worker", "start", "--pool", POOL, "--name", name]
+    def start_worker(
+        self, name: str, *, limit: int | None = None, pool: str = POOL, env: dict[str, str] | None = None
+    ) -> None:
+        """A process worker; ``env`` replaces the stack's environment for it (and its flow runs)."""
+        argv = [self._prefect(), "worker", "start", "--pool", pool, "--name", name]
         if limit is not None:
             argv += ["--limit", str(limit)]
-        self._spawn(name, argv)
+        self._spawn(name, argv, env=env)
 
     def python(self, code: str, *, timeout_s: float = 120) -> str:
         """Run Python code in a fresh process that talks to this stack; return its stdout."""
@@ -162,11 +167,12 @@ class LocalPrefectStack:
     def _prefect(self) -> str:
         return str(Path(sys.executable).with_name("prefect"))
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.processes[name] = subprocess.Popen(
-            argv, cwd=self.quorum_home, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            argv, cwd=self.quorum_home, env=self.env if env is None else env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         log.close()
 
     def _wait_healthy(self, timeout_s: float) -> None:
