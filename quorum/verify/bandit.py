@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from importlib import metadata
 from pathlib import Path
 
 from quorum.domain.models import Finding, Severity, VerificationReport, VerificationStatus
-from quorum.sandbox.runner import in_patch, normalize_relpath, run_command, select_targets, tail_text
+from quorum.sandbox.runner import in_patch, normalize_relpath, run_command, tail_text
+from quorum.verify.scanner import ScanReport, findings_summary, load_json_object, scan_targets
 
 TOOL = "bandit"
 RAW_NAME = "bandit.json"
@@ -65,12 +65,9 @@ def parse_bandit_json(
 ) -> tuple[VerificationStatus, list[Finding], str]:
     """Verdict, findings and summary from ``bandit -f json`` output (see the module docstring)."""
     sev_min, conf_min = _level(min_severity), _level(min_confidence)
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        return VerificationStatus.error, [], f"bandit output is not JSON ({exc}): {str(text)[:300]!r}"
-    if not isinstance(data, dict):
-        return VerificationStatus.error, [], "bandit output is not a JSON object"
+    data, problem = load_json_object(text, TOOL)
+    if data is None:
+        return VerificationStatus.error, [], problem
 
     findings: list[Finding] = []
     blocking: list[Finding] = []
@@ -98,16 +95,10 @@ def parse_bandit_json(
     findings.sort(key=lambda f: (f.file, f.line, f.rule))
 
     errors = list(data.get("errors") or [])
-    in_patch_n = sum(f.in_patch for f in findings)
-    parts = [
-        f"{len(findings)} finding(s): {in_patch_n} on added lines, {len(findings) - in_patch_n} pre-existing; "
-        f"{len(blocking)} blocking (severity >= {min_severity.lower()} and confidence >= {min_confidence.lower()} "
-        f"on added lines)."
-    ]
+    rule = f"severity >= {min_severity.lower()} and confidence >= {min_confidence.lower()} on added lines"
+    parts = findings_summary(findings, blocking, rule)
     if low_confidence:
         parts[0] += f" {low_confidence} result(s) below confidence {min_confidence.lower()} ignored."
-    for f in blocking[:10]:
-        parts.append(f"- {f.location()} {f.rule} ({f.severity.value}): {f.message[:200]}")
     if errors:
         parts.append(f"bandit skipped {len(errors)} file(s); the scan is incomplete:")
         for err in errors[:20]:
@@ -130,37 +121,22 @@ def run_bandit(
     timeout_s: float = 120,
 ) -> VerificationReport:
     """Run bandit on ``files`` (relative to ``workspace``) and judge the result."""
-    started = time.monotonic()
     workspace = Path(workspace)
     _level(min_severity)  # fail fast on a typo
     _level(min_confidence)
-
-    def report(status: VerificationStatus, summary: str, reason: str = "", **kw) -> VerificationReport:
-        if not reason and status != VerificationStatus.passed:
-            reason = {VerificationStatus.failed: "findings", VerificationStatus.error: "tool_error"}.get(
-                status, "not_scanned"
-            )
-        return VerificationReport(
-            tool=TOOL, status=status, summary=summary, duration_s=round(time.monotonic() - started, 3),
-            tool_version=bandit_version(), raw_name=RAW_NAME, reason=reason, **kw,
-        )
+    report = ScanReport(TOOL, RAW_NAME, bandit_version())
 
     if not files:
         return report(VerificationStatus.passed, "no Python files changed")
     if not bandit_version():
         return report(VerificationStatus.error, f"bandit is not installed for {sys.executable}")
 
-    targets, missing, outside = select_targets(workspace, files)
-    notes = []
-    if missing:
-        notes.append(f"skipped (deleted or missing): {', '.join(missing[:20])}")
-    if outside:
-        notes.append(f"refused (outside the workspace or not a regular file): {', '.join(outside[:20])}")
-    if not targets:
-        status = VerificationStatus.incomplete if outside else VerificationStatus.passed
-        return report(status, "\n".join(["no files to scan", *notes]))
+    scan = scan_targets(workspace, files)
+    notes, outside = scan.notes, scan.outside
+    if not scan.targets:
+        return report(*scan.nothing_to_scan)
 
-    argv = [sys.executable, "-m", "bandit", "-f", "json", "-q", "--ignore-nosec", "--", *targets]
+    argv = [sys.executable, "-m", "bandit", "-f", "json", "-q", "--ignore-nosec", "--", *scan.targets]
     res = run_command(
         argv, cwd=workspace, timeout_s=timeout_s, env=None, output_cap_bytes=50_000_000,
     )

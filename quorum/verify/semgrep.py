@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 from quorum.settings import settings
@@ -44,9 +43,9 @@ from quorum.sandbox.runner import (
     normalize_relpath,
     run_command,
     scrubbed_env,
-    select_targets,
     tail_text,
 )
+from quorum.verify.scanner import ScanReport, findings_summary, load_json_object, scan_targets
 from quorum.verify.syntax_check import python_syntax_problems
 
 TOOL = "semgrep"
@@ -132,12 +131,9 @@ def parse_semgrep_json(
     ``added_lines`` maps file -> lines the patch added (None: every finding counts as in the
     patch). ``expected_files``, when given, must all appear in ``paths.scanned``.
     """
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as exc:
-        return VerificationStatus.error, [], f"semgrep output is not JSON ({exc}): {text[:300]!r}"
-    if not isinstance(data, dict):
-        return VerificationStatus.error, [], "semgrep output is not a JSON object"
+    data, problem = load_json_object(text, TOOL)
+    if data is None:
+        return VerificationStatus.error, [], problem
 
     findings: list[Finding] = []
     for res in data.get("results") or []:
@@ -164,13 +160,7 @@ def parse_semgrep_json(
     not_scanned = [f for f in (expected_files or []) if normalize_relpath(f) not in scanned]
 
     blocking = [f for f in findings if f.in_patch and f.severity.rank >= BLOCKING.rank]
-    in_patch_n = sum(f.in_patch for f in findings)
-    parts = [
-        f"{len(findings)} finding(s): {in_patch_n} on added lines, {len(findings) - in_patch_n} pre-existing; "
-        f"{len(blocking)} blocking (severity >= {BLOCKING.value} on added lines)."
-    ]
-    for f in blocking[:10]:
-        parts.append(f"- {f.location()} {f.rule} ({f.severity.value}): {f.message[:200]}")
+    parts = findings_summary(findings, blocking, f"severity >= {BLOCKING.value} on added lines")
     if errors:
         parts.append(f"semgrep reported {len(errors)} error(s); the scan is incomplete:")
         parts.extend(f"- {_error_text(e) if isinstance(e, dict) else str(e)[:300]}" for e in errors[:10])
@@ -198,18 +188,8 @@ def run_semgrep(
     on one file) and ``--timeout-threshold`` (timeouts before a file is skipped); both show up as
     errors, so they make the scan ``incomplete``, never clean.
     """
-    started = time.monotonic()
     workspace = Path(workspace)
-
-    def report(status: VerificationStatus, summary: str, reason: str = "", **kw) -> VerificationReport:
-        if not reason and status != VerificationStatus.passed:
-            reason = {VerificationStatus.failed: "findings", VerificationStatus.error: "tool_error"}.get(
-                status, "not_scanned"
-            )
-        return VerificationReport(
-            tool=TOOL, status=status, summary=summary, duration_s=round(time.monotonic() - started, 3),
-            raw_name=RAW_NAME, reason=reason, **kw,
-        )
+    report = ScanReport(TOOL, RAW_NAME)
 
     if not files:
         return report(VerificationStatus.passed, "no Python files changed")
@@ -220,16 +200,11 @@ def run_semgrep(
     if not rules.is_file():
         return report(VerificationStatus.error, f"semgrep rules file not found: {rules}")
 
-    targets, missing, outside = select_targets(workspace, files)
-    notes = []
-    if missing:
-        notes.append(f"skipped (deleted or missing): {', '.join(missing[:20])}")
-    if outside:
-        notes.append(f"refused (outside the workspace or not a regular file): {', '.join(outside[:20])}")
-    version = semgrep_version(binary)
+    scan = scan_targets(workspace, files)
+    targets, outside, notes = scan.targets, scan.outside, scan.notes
+    report.tool_version = version = semgrep_version(binary)
     if not targets:
-        status = VerificationStatus.incomplete if outside else VerificationStatus.passed
-        return report(status, "\n".join(["no files to scan", *notes]), tool_version=version)
+        return report(*scan.nothing_to_scan)
 
     unparseable = python_syntax_problems(workspace, targets)
     if unparseable:
