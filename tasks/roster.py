@@ -6,7 +6,7 @@ from prefect import task
 
 from quorum.blocks.refs import resolve_roster
 from quorum.domain.roster import Roster
-from quorum.llm.client import check_api_keys, check_roster_models
+from quorum.llm.client import check_roster
 
 
 @task(name="resolve-roster", task_run_name="roster · {ref}")
@@ -18,5 +18,4 @@ def resolve_roster_task(ref: str) -> Roster:
 @task(name="check-roster", task_run_name="check roster · {roster.name}")
 def check_roster_task(roster: Roster) -> None:
     """Unknown models and missing API keys stop the run before any call is made."""
-    check_roster_models(roster)
-    check_api_keys(roster)
+    check_roster(roster)

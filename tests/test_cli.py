@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def quorum(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "quorum.cli.main", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", "quorum", *args], cwd=cwd, capture_output=True, text=True, timeout=600,
         env={**os.environ, **(env or {})},
     )  # fmt: skip
 

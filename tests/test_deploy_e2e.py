@@ -142,7 +142,7 @@ def test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused(stack,
     port = free_port()
     stack.env["QUORUM_GITHUB_WEBHOOK_SECRET"] = secret
     try:
-        stack._spawn("webhook", [sys.executable, "-m", "quorum.github_webhook.server", "--port", str(port)])
+        stack._spawn("webhook", [sys.executable, "-m", "quorum.github_webhook", "--port", str(port)])
     finally:
         del stack.env["QUORUM_GITHUB_WEBHOOK_SECRET"]
 

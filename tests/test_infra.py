@@ -261,7 +261,7 @@ def test_compose_commands_match_the_quorum_cli(compose):
     from quorum.github_webhook.server import parse_args as webhook_args
 
     command = compose["services"]["webhook"]["command"]
-    assert command[:3] == ["python", "-m", "quorum.github_webhook.server"]
+    assert command[:3] == ["python", "-m", "quorum.github_webhook"]
     parsed = webhook_args(command[3:])
     assert (parsed.host, parsed.port) == ("0.0.0.0", 8088)
     assert compose["services"]["webhook"]["ports"] == ["8088:8088"]
@@ -506,7 +506,7 @@ def test_webhook_manifests_take_the_secret_from_a_secret_and_probe_healthz():
     assert "value" not in env[SECRET_ENV] and env[SECRET_ENV]["valueFrom"]["secretKeyRef"]["key"] == "secret"
     assert container["readinessProbe"]["httpGet"]["path"] == HEALTH_PATH
     args = container["args"]
-    assert args[:3] == ["python", "-m", "quorum.github_webhook.server"]
+    assert args[:3] == ["python", "-m", "quorum.github_webhook"]
     assert parse_args(args[3:]).port == container["ports"][0]["containerPort"]
     selector = kinds["Service"]["spec"]["selector"]
     assert selector.items() <= kinds["Deployment"]["spec"]["template"]["metadata"]["labels"].items()

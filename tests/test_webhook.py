@@ -256,7 +256,7 @@ def test_http_server_answers_503_when_prefect_does_not_take_the_event():
 def test_the_cli_refuses_to_start_without_a_secret():
     env = {k: v for k, v in os.environ.items() if k != SECRET_ENV}
     run = subprocess.run(
-        [sys.executable, "-m", "quorum.github_webhook.server", "--port", "0"],
+        [sys.executable, "-m", "quorum.github_webhook", "--port", "0"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert run.returncode != 0
@@ -299,7 +299,7 @@ def test_python_dash_m_quorum_webhook_end_to_end(prefect_api):
     since = datetime.now(timezone.utc) - timedelta(seconds=5)
     env = {**os.environ, SECRET_ENV: SECRET, "PREFECT_API_URL": prefect_api}
     process = subprocess.Popen(
-        [sys.executable, "-m", "quorum.github_webhook.server", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "quorum.github_webhook", "--host", "127.0.0.1", "--port", "0"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -82,38 +82,25 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_roster(name: str) -> int:
     roster = _load_roster(name)
-    from quorum.llm.client import check_api_keys
-
-    try:
-        check_api_keys(roster)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
     print(f"roster {roster.name}: ok ({', '.join(m.model for m in roster.all_models())})")
     return EXIT_OK
 
 
 def _load_roster(name: str):
-    from quorum.llm.client import check_roster_models
-    from quorum.domain.roster import RosterError
+    """A roster by name, file or `block:<name>`, with its models and API keys checked (the same check a run makes)."""
+    from quorum.blocks.refs import resolve_roster
+    from quorum.llm.client import check_roster
 
     try:
-        if name.startswith("block:"):
-            from quorum.tasks.roster import resolve_roster
-
-            roster = resolve_roster(name)
-        else:
-            from quorum.inputs.rosters import load_roster
-
-            roster = load_roster(name)
-        check_roster_models(roster)
-    except (RosterError, ValueError) as exc:
+        roster = resolve_roster(name)
+        check_roster(roster)
+    except ValueError as exc:  # RosterError and BlockRefError included
         raise InputError(str(exc)) from exc
     return roster
 
 
 def _load_inputs(args: argparse.Namespace):
     """Everything validated before Prefect starts: manifest, roster, keys, store, policy."""
-    from quorum.llm.client import check_api_keys
     from quorum.domain.manifest import ManifestError
     from quorum.inputs.manifests import load_manifest
     from quorum.blocks.refs import open_store_ref
@@ -130,10 +117,6 @@ def _load_inputs(args: argparse.Namespace):
     if roster.simulated and any(not spec.script for spec in manifest.tasks):
         missing = ", ".join(spec.id for spec in manifest.tasks if not spec.script)
         raise InputError(f"roster {roster.name!r} has scripted models but task(s) {missing} have no script")
-    try:
-        check_api_keys(roster)
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
     try:
         open_store_ref(args.store)
     except ValueError as exc:  # BlockRefError included: a malformed or missing `block:` store

@@ -5,7 +5,7 @@ takes GitHub's deliveries, checks their HMAC signature and emits `quorum.task.re
 labelled for AI) or `quorum.repo.pushed` (a branch push) to the Prefect API in `PREFECT_API_URL`.
 A deployment trigger on those events starts the run.
 
-    QUORUM_GITHUB_WEBHOOK_SECRET=... python -m quorum.github_webhook.server --host 0.0.0.0 --port 8088
+    QUORUM_GITHUB_WEBHOOK_SECRET=... python -m quorum.github_webhook --host 0.0.0.0 --port 8088
 
 Endpoints: `POST /` (also `/github`, `/webhook`) for deliveries, `GET /healthz` for liveness.
 Answers: 200 emitted (or ping), 202 ignored (with the reason), 400 bad JSON or payload, 401 missing
@@ -171,7 +171,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> WebhookS
     secret = environ.get(SECRET_ENV, "")
     if not secret.strip():
         raise SystemExit(
-            f"quorum.github_webhook.server: refusing to start without a webhook secret: set {SECRET_ENV} to the secret "
+            f"quorum.github_webhook: refusing to start without a webhook secret: set {SECRET_ENV} to the secret "
             "configured on the GitHub webhook (unsigned deliveries are never accepted)"
         )
     try:
@@ -182,12 +182,12 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> WebhookS
             allowed_repos=frozenset(args.allow_repo or ()),
         )
     except ValidationError as exc:
-        raise SystemExit(f"quorum.github_webhook.server: invalid settings: {exc.errors()[0]['msg']}") from None
+        raise SystemExit(f"quorum.github_webhook: invalid settings: {exc.errors()[0]['msg']}") from None
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m quorum.github_webhook.server",
+        prog="python -m quorum.github_webhook",
         description=f"GitHub webhook receiver that emits quorum events to Prefect (secret from ${SECRET_ENV}).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")

@@ -53,6 +53,7 @@ __all__ = [
     "StructuredOutputError",
     "ask_structured",
     "check_api_keys",
+    "check_roster",
     "check_roster_models",
     "complete",
     "get_litellm",
@@ -156,6 +157,12 @@ def check_roster_models(roster: Roster) -> None:
             f"roster {roster.name!r}: unknown model string(s) {', '.join(unknown)} "
             "(not in litellm's price table; check the provider prefix and model name)"
         )
+
+
+def check_roster(roster: Roster) -> None:
+    """Everything a roster must pass before any call: models litellm can price, and every API key present."""
+    check_roster_models(roster)
+    check_api_keys(roster)
 
 
 def check_api_keys(roster: Roster) -> None:
