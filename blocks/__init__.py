@@ -2,7 +2,7 @@
 
 Register them with a Prefect server once (and again after a quorum upgrade):
 
-    prefect block register -m blocks
+    prefect block register -m quorum.blocks
 
 Flows take `roster="block:<name>"` and `store_url="block:<name>"` (see `quorum.blocks.refs`), so a change
 made to a block in the UI applies to the next flow run without a redeploy.

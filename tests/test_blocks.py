@@ -1,5 +1,5 @@
 """The quorum blocks: Prefect's block standards, roster validation, store opening, and a real server
-(save/load round trip, `prefect block register -m blocks`, `block:<name>` references, no secret leaks)."""
+(save/load round trip, `prefect block register -m quorum.blocks`, `block:<name>` references, no secret leaks)."""
 
 from __future__ import annotations
 
@@ -244,7 +244,7 @@ def test_prefect_block_register_registers_both_block_types(server: str):
 
     env = {**os.environ, "PREFECT_API_URL": server}
     run = subprocess.run(
-        [sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+        [sys.executable, "-m", "prefect", "block", "register", "-m", "quorum.blocks"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
