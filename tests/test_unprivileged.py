@@ -27,6 +27,10 @@ from pathlib import Path
 import pytest
 
 from tests.support.ordinary_user import OrdinaryUser, Unavailable, make_session, processes_of, remove_session
+
+# Each test runs a pytest session or a whole attack as another user: ~1 min on an idle machine, far
+# more when the machine is shared; the runs have their own deadlines.
+pytestmark = pytest.mark.timeout(1200)
 from tests.test_hostile import CASES
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user and runs quorum as it: needs root")

@@ -15,7 +15,9 @@ Layout of a session (``/var/lib/quorum-ci/session-*``, mode 0755, owned by the u
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import pwd
 import shutil
 import subprocess
@@ -68,11 +70,23 @@ class OrdinaryUser(BaseModel):
     def run(
         self, argv: list[str], *, env: dict[str, str], cwd: Path | None = None, timeout_s: float = 600
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` as the user (its uid and gid, no supplementary group), in a new session."""
-        return subprocess.run(
+        """Run ``argv`` as the user (its uid and gid, no supplementary group), in a new session.
+
+        However the run ends (done, timed out, or the test interrupted), the whole session is killed,
+        so no process of the user outlives it and misleads the next test's leftover check.
+        """
+        process = subprocess.Popen(
             argv, user=self.uid, group=self.gid, extra_groups=[], env=env, cwd=cwd or REPO_ROOT,
-            capture_output=True, text=True, timeout=timeout_s, start_new_session=True, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            if process.returncode is None:
+                process.wait()
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
 
 def ensure_user(name: str = USER_NAME) -> tuple[int, int]:
