@@ -28,12 +28,14 @@ import pytest
 
 from tests.support.ordinary_user import OrdinaryUser, Unavailable, make_session, processes_of, remove_session
 
-# Each test runs a pytest session or a whole attack as another user: ~1 min on an idle machine, far
-# more when the machine is shared; the runs have their own deadlines.
-pytestmark = pytest.mark.timeout(1200)
 from tests.test_hostile import CASES
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user and runs quorum as it: needs root")
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="creates an ordinary user and runs quorum as it: needs root"),
+    # Each test runs a pytest session or a whole attack as another user: ~1 min on an idle machine,
+    # far more on a shared one; the runs inside have their own deadlines.
+    pytest.mark.timeout(1200),
+]
 
 NO_USERNS = Path(__file__).parent / "support" / "no_userns.py"
 USERNS_SANDBOX_TESTS = [
