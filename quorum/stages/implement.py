@@ -7,7 +7,7 @@ import sys
 from quorum.domain.manifest import TaskSpec
 from quorum.domain.models import Finding, Plan
 from quorum.domain.roster import StageModel
-from quorum.edits.patching import check_patch_safety, extract_diff
+from quorum.edits import parse_reply
 from quorum.llm.client import ask_structured
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
@@ -42,12 +42,11 @@ def build_implement_messages(
 
 
 def parse_patch_reply(text: str) -> str:
-    diff = extract_diff(text)
-    problems = check_patch_safety(diff)
-    malformed = [p for p in problems if "malformed" in p.lower() or "empty" in p.lower()]
-    if malformed:
-        raise ValueError("; ".join(malformed))
-    return diff
+    """The reply, when it holds edits in a format the applier reads; ValueError (a re-ask) otherwise."""
+    parsed = parse_reply(text)
+    if parsed.problems:
+        raise ValueError("; ".join(parsed.problems))
+    return text
 
 
 def run_implement(
