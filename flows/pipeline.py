@@ -163,13 +163,16 @@ def _run_round(
     """implement → apply → verify → (reviews) → aggregate, and the round's artifacts; returns the workspace too."""
     spec, roster, policy, run, ledger = job.spec, job.roster, job.policy, job.run, job.ledger
     label = f"{spec.id} · round {round_no}"
+    with ledger.timed("prepare"):  # a clean copy: implement dry-runs its replies there (re-asking on a refusal)
+        prepared = prepare_task(spec, job.work_root, purpose=f"round {round_no}")
+    workspace = prepared.path
     run.report(spec.id, "implement", f"round {round_no}")
     with ledger.timed("implement"), tags(f"provider:{roster.implementer.provider}", "stage:implement"):
-        implemented = implement_task(spec, roster.implementer, job.files, plan, round_no, feedback, findings)
+        implemented = implement_task(spec, roster.implementer, job.files, plan, round_no, feedback, findings,
+                                     repo_digest=prepared.files_digest, workspace=workspace)  # fmt: skip
     ledger.add(implemented.calls)
 
     with ledger.timed("apply"):
-        workspace = prepare_task(spec, job.work_root, purpose=f"round {round_no}").path
         patch = apply_reply_task(workspace, implemented.reply, label=label)
 
     reports: list[VerificationReport] = []

@@ -22,6 +22,7 @@ import yaml
 
 from quorum.domain.models import Finding, Plan, Severity, VerificationReport, VerificationStatus
 from quorum.stages.implement import build_implement_messages
+from quorum.domain.edit_format import EditFormat
 from quorum.edits import apply_reply
 from quorum.stages.plan import build_plan_messages
 from quorum.stages.prompting import DATA_RULE
@@ -193,9 +194,12 @@ def all_stage_prompts(files: dict[str, str], script: dict) -> dict[str, list[dic
     tool_report = render_tool_report([failed])
     return {
         "plan": build_plan_messages(task_text, files),
-        "implement-1": build_implement_messages(task_text, files, plan, 1, [], []),
+        **{
+            f"implement-1-{fmt.value}": build_implement_messages(task_text, files, plan, 1, [], [], edit_format=fmt)
+            for fmt in EditFormat
+        },
         "implement-2": build_implement_messages(
-            task_text, files, plan, 2, [f"pytest failed: {INJECTION}"], [echoed]
+            task_text, files, plan, 2, [f"pytest failed: {INJECTION}"], [echoed], edit_format=EditFormat.udiff
         ),
         "review": build_review_messages(task_text, files, plan, diff, tool_report),
     }

@@ -137,6 +137,11 @@ class LLMCall(BaseModel):
     wait_s: float = Field(
         default=0.0, description="Time not spent on this reply: queued for provider slots, failed requests, backoff."
     )
+    reply_check: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What quorum's own check of the reply found, for stages that check more than its form "
+        "(implement: the edit format asked for and used, and how each edit was placed or why it was refused).",
+    )
 
 
 class VerificationStatus(str, Enum):
