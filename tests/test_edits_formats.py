@@ -228,6 +228,21 @@ def test_zero_context_hunk_with_repeated_removed_line_is_refused_as_ambiguous(tm
     assert read(root, "m.py") == "a = 1\npass\nb = 2\npass\n"
 
 
+def test_elided_hunk_whose_later_change_fits_twice_is_refused_saying_where(tmp_path: Path):
+    body = "def f():\n    a = 0\n    x = 1\n    y = 2\n    x = 1\n    return x\n"
+    root = write_tree(tmp_path / "r", {"m.py": body})
+    reply = diff_block("--- a/m.py", "+++ b/m.py", "@@ ... @@", " def f():", "-    a = 0", "+    a = 5",
+                       " # ... existing code ...", "-    x = 1", "+    x = 10")  # fmt: skip
+    result = apply_reply(root, reply)
+    assert not result.applied
+    assert "it matches 2 ways: its '...' lines can stand for different runs of lines" in result.reason
+    assert "its changes could go at old lines 3, 5" in result.reason
+    assert read(root, "m.py") == body
+    # Without the elision the same change is placed at once.
+    exact = diff_block("--- a/m.py", "+++ b/m.py", "@@ ... @@", " def f():", "-    a = 0", "+    a = 5", "     x = 1")
+    assert apply_reply(root, exact).applied
+
+
 def test_ambiguous_hunk_is_placed_by_the_order_of_its_neighbours(tmp_path: Path):
     text = "".join(f"line {n}\n" for n in range(1, 9)) + "dup\n" + "".join(f"mid {n}\n" for n in range(5)) + "dup\nend\n"
     root = write_tree(tmp_path / "r", {"m.txt": text})

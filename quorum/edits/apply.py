@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from quorum.edits import safety
-from quorum.edits.locate import FileView, Located, Placement, locate
+from quorum.edits.locate import MAX_ALTERNATIVES, FileView, Located, Placement, locate
 from quorum.edits.models import ApplyResult, Edit, EditFormat, EditOutcome, Hunk, MatchKind, Op
 from quorum.edits.parse import is_placeholder, parse_reply
 from quorum.edits.render import file_diff
@@ -646,12 +646,22 @@ class _Planner:
 
     def _explain(self, view: FileView, hunk: Hunk, located: Located) -> str:
         if located.status == "ambiguous":
-            places = sorted({p.span[0] + 1 for p in located.alternatives})
-            shown = ", ".join(str(p) for p in places[:5]) + (" ..." if len(located.alternatives) >= 6 else "")
+            alternatives = located.alternatives
+            at_least = "at least " if len(alternatives) >= MAX_ALTERNATIVES else ""
+            starts = sorted({p.span[0] + 1 for p in alternatives})
+            if len(starts) == len(alternatives):
+                return (
+                    f"it matches {at_least}{len(starts)} places (old lines {_some(starts)}), so where it goes is "
+                    "ambiguous: add more unchanged lines around the change so that it matches only one place"
+                )
+            # An elided hunk that starts at one place but whose later changes fit in several: name those.
+            starts_of = [{sp.start for sp in p.splices} for p in alternatives]
+            common = set.intersection(*starts_of)
+            changes = sorted({start + 1 for found in starts_of for start in found - common})
             return (
-                f"it matches {'more than ' if len(located.alternatives) >= 6 else ''}{len(places)} places "
-                f"(old lines {shown}), so where it goes is ambiguous: add more unchanged lines around the change "
-                "so that it matches only one place"
+                f"it matches {at_least}{len(alternatives)} ways: its '...' lines can stand for different runs of "
+                f"lines, so its changes could go at old lines {_some(changes)}; add the unchanged lines around each "
+                "change instead of '...' so that it matches only one way"
             )
         if located.status == "unplaceable":
             return (
@@ -716,6 +726,10 @@ class _Planner:
             )
         files = [c.path for c in changes]
         return changes, "".join(diffs), added, files
+
+
+def _some(numbers: list[int], limit: int = 5) -> str:
+    return ", ".join(str(n) for n in numbers[:limit]) + (", ..." if len(numbers) > limit else "")
 
 
 def _same_ends(old: list[str], new: list[str]) -> bool:
