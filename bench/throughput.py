@@ -157,6 +157,18 @@ def repository_files() -> dict[str, str]:
     return read_context(EXAMPLE / "repo")
 
 
+def repository_digest(files: dict[str, str]) -> str:
+    """The example repository's content identity: the implement stage's cache key for its dry run."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+
+
+# The implement stage dry-runs each reply on a clean copy of the repository, as in the pipeline: here
+# the example repository itself (a dry run writes nothing).
+DRY_RUN_IN = str(EXAMPLE / "repo")
+
+
 def llm_seconds(calls) -> float:
     """Time spent in requests and queued for provider slots (quorum.llm.client records both per call)."""
     return sum(call.latency_s + call.wait_s for call in calls)
@@ -169,7 +181,8 @@ def sequential_task(spec, roster, files) -> int:
     from quorum.tasks.review import review_task
 
     planned = plan_task.fn(spec, roster.planner, files)
-    implemented = implement_task.fn(spec, roster.implementer, files, planned.plan, 1, [], [])
+    implemented = implement_task.fn(spec, roster.implementer, files, planned.plan, 1, [], [],
+                                    repo_digest=repository_digest(files), workspace=DRY_RUN_IN)  # fmt: skip
     reviews = [review_task.fn(spec, r, files, planned.plan, implemented.diff, "(no verification reports)", 1)
                for r in roster.reviewers]  # fmt: skip
     return len(planned.calls) + len(implemented.calls) + sum(len(r.calls) for r in reviews)
@@ -189,7 +202,8 @@ def make_batch_flow(parallel: int):
         planned = plan_task(spec, roster.planner, files)
         after_plan = time.monotonic()
         rows.append(("plan", after_plan - started, llm_seconds(planned.calls), planned.calls))
-        implemented = implement_task(spec, roster.implementer, files, planned.plan, 1, [], [])
+        implemented = implement_task(spec, roster.implementer, files, planned.plan, 1, [], [],
+                                     repo_digest=repository_digest(files), workspace=DRY_RUN_IN)  # fmt: skip
         after_implement = time.monotonic()
         rows.append(("implement", after_implement - after_plan, llm_seconds(implemented.calls), implemented.calls))
         done_at: dict[int, float] = {}

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("SEMGREP_ENABLE_VERSION_CHECK", "0")
 
 from quorum.domain.models import VerificationReport  # noqa: E402
-from quorum.edits.patching import apply_patch, extract_diff  # noqa: E402
+from quorum.edits import apply_reply  # noqa: E402
 from quorum.tasks.verify import python_files  # noqa: E402
 from quorum.verify.bandit import run_bandit  # noqa: E402
 from quorum.verify.pytest_runner import run_pytest  # noqa: E402
@@ -50,11 +50,10 @@ def main() -> int:
 
     example = ROOT / "examples" / args.example
     script = yaml.safe_load((example / "script.yaml").read_text())
-    diff = extract_diff(script["implement"][1])
     with tempfile.TemporaryDirectory(prefix="quorum-bench-verify-") as scratch:
         workspace = prepare_workspace(example / "repo", Path(scratch))
         path = Path(workspace.path)
-        patch = apply_patch(path, diff)
+        patch = apply_reply(path, script["implement"][1])
         if not patch.applied:
             print(f"the scripted patch did not apply: {patch.reason}", file=sys.stderr)
             return 1

@@ -49,7 +49,7 @@ from quorum.stages.prompting import stable_text
 from quorum.stages.review import render_tool_report
 from quorum.stages.sizes import prompt_sizes
 from quorum.tasks.aggregate import aggregate_task
-from quorum.tasks.apply import apply_patch_task
+from quorum.tasks.apply import apply_reply_task
 from quorum.tasks.context import read_context_task
 from quorum.tasks.events import emit_task_event_task
 from quorum.tasks.implement import implement_task
@@ -163,14 +163,17 @@ def _run_round(
     """implement → apply → verify → (reviews) → aggregate, and the round's artifacts; returns the workspace too."""
     spec, roster, policy, run, ledger = job.spec, job.roster, job.policy, job.run, job.ledger
     label = f"{spec.id} · round {round_no}"
+    with ledger.timed("prepare"):  # a clean copy: implement dry-runs its replies there (re-asking on a refusal)
+        prepared = prepare_task(spec, job.work_root, purpose=f"round {round_no}")
+    workspace = prepared.path
     run.report(spec.id, "implement", f"round {round_no}")
     with ledger.timed("implement"), tags(f"provider:{roster.implementer.provider}", "stage:implement"):
-        implemented = implement_task(spec, roster.implementer, job.files, plan, round_no, feedback, findings)
+        implemented = implement_task(spec, roster.implementer, job.files, plan, round_no, feedback, findings,
+                                     repo_digest=prepared.files_digest, workspace=workspace)  # fmt: skip
     ledger.add(implemented.calls)
 
     with ledger.timed("apply"):
-        workspace = prepare_task(spec, job.work_root, purpose=f"round {round_no}").path
-        patch = apply_patch_task(workspace, implemented.diff, label=label)
+        patch = apply_reply_task(workspace, implemented.reply, label=label)
 
     reports: list[VerificationReport] = []
     if patch.applied:
@@ -185,7 +188,7 @@ def _run_round(
     if wants_review and allowed.allowed:
         run.report(spec.id, "review", f"round {round_no}")
         with ledger.timed("review"):
-            reviews = _review(job, plan, implemented.diff, render_tool_report(reports), round_no)
+            reviews = _review(job, plan, patch.diff, render_tool_report(reports), round_no)
         for review in reviews:
             ledger.add(review.calls)
 
@@ -198,7 +201,7 @@ def _run_round(
     save_artifacts_task(
         run.store,
         round_artifacts(
-            round_prefix(run.batch_id, spec.id, round_no), diff=implemented.diff, reply=implemented.reply,
+            round_prefix(run.batch_id, spec.id, round_no), diff=patch.diff, reply=implemented.reply,
             patch=patch, calls=implemented.calls, reports=reports, sarif=sarif, reviews=reviews, decision=decision,
         ),
         label=label,

@@ -1,4 +1,4 @@
-"""Applying a patch to a workspace, with the safety rules, as a task."""
+"""Applying the implementer's reply to a workspace (all edits or none, with the safety rules), as a task."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import task
 
 from quorum.domain.models import PatchResult
-from quorum.edits.patching import apply_patch
+from quorum.edits import apply_reply
 
 
-@task(name="apply-patch", task_run_name="apply · {label}")
-def apply_patch_task(workspace: str, diff: str, label: str = "") -> PatchResult:
-    return apply_patch(Path(workspace), diff)
+@task(name="apply-reply", task_run_name="apply · {label}")
+def apply_reply_task(workspace: str, reply: str, label: str = "") -> PatchResult:
+    return apply_reply(Path(workspace), reply)

@@ -53,7 +53,7 @@ from pathlib import Path
 import pytest
 
 from quorum.domain.models import VerificationReport, VerificationStatus
-from quorum.edits.patching import apply_patch
+from quorum.edits import apply_reply
 from quorum.sandbox import isolation
 from quorum.sandbox.launch import processes_in_pid_namespace
 from quorum.sandbox.runner import ResourceLimits
@@ -544,7 +544,8 @@ PATCHES = {
     "binary": (lines("diff --git a/blob.bin b/blob.bin", "new file mode 100644", "index 0000000..1111111",
                      "GIT binary patch", "literal 5", "McmZ?wbaG<=000310ssI2", "", "literal 0", "HcmV?d00001", ""),
                "blob.bin"),
-    "malformed": (lines("--- a/app.py", "+++ b/app.py", "@@ -1,5 +1,6 @@", " x = 1", "+y = 2"), "app.py"),
+    "interrupted_hunk": (lines("--- a/app.py", "+++ b/app.py", "@@ -1 +1,2 @@", " x = 1", "rm -rf /", "+y = 2"),
+                         "app.py"),
     "oversize": (lines("--- /dev/null", "+++ b/big.txt", "@@ -0,0 +1,30000 @@",
                        *("+" + "x" * 10 for _ in range(30000))), "big.txt"),
 }  # fmt: skip
@@ -563,7 +564,7 @@ def git_ws(tmp_path: Path) -> Path:
 def test_hostile_patch_is_refused_with_path_and_reason(case: str, git_ws: Path, guard: Guard) -> None:
     diff, path = PATCHES[case]
     before = tree_state(git_ws.parent)
-    result = apply_patch(git_ws, diff)
+    result = apply_reply(git_ws, diff)
     assert result.applied is False
     assert path in result.reason and result.reason.split(":")[0], result.reason
     assert workspace_diff(git_ws) == ""
@@ -572,12 +573,26 @@ def test_hostile_patch_is_refused_with_path_and_reason(case: str, git_ws: Path, 
     guard.check()
 
 
+def test_hunk_with_wrong_counts_applies_exactly_what_it_shows(git_ws: Path, guard: Guard) -> None:
+    # Deliberate change: this was the "malformed" case above, refused because its header's counts are
+    # wrong. Counts are not trusted now; the hunk's content places it, and nothing else may change.
+    before = tree_state(git_ws.parent)
+    result = apply_reply(git_ws, lines("--- a/app.py", "+++ b/app.py", "@@ -1,5 +1,6 @@", " x = 1", "+y = 2"))
+    assert result.applied, result.reason
+    assert result.files == ["app.py"] and (git_ws / "app.py").read_text() == "x = 1\ny = 2\n"
+    after = tree_state(git_ws.parent)
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    assert changed == {str(git_ws / "app.py")}
+    assert os.readlink(git_ws / "link") == "app.py"
+    guard.check()
+
+
 def test_patch_creating_a_quoted_name_applies_literally(git_ws: Path, guard: Guard) -> None:
     name = "it's \"$(touch PWNED)\" `touch PWNED2`.py"
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     diff = lines(f'diff --git "a/{quoted}" "b/{quoted}"', "new file mode 100644", "--- /dev/null",
                  f'+++ "b/{quoted}"', "@@ -0,0 +1 @@", "+x = 1")  # fmt: skip
-    result = apply_patch(git_ws, diff)
+    result = apply_reply(git_ws, diff)
     assert result.applied, result.reason
     assert result.files == [name] and (git_ws / name).read_text() == "x = 1\n"
     assert not list(git_ws.parent.rglob("PWNED*"))
@@ -586,7 +601,7 @@ def test_patch_creating_a_quoted_name_applies_literally(git_ws: Path, guard: Gua
 
 def test_crlf_patch_applies_with_lf_content(git_ws: Path, guard: Guard) -> None:
     diff = lines("--- a/app.py", "+++ b/app.py", "@@ -1 +1,2 @@", " x = 1", "+y = 2").replace("\n", "\r\n")
-    result = apply_patch(git_ws, diff)
+    result = apply_reply(git_ws, diff)
     assert result.applied, result.reason
     assert (git_ws / "app.py").read_bytes() == b"x = 1\ny = 2\n"
     guard.check()

@@ -22,7 +22,8 @@ import yaml
 
 from quorum.domain.models import Finding, Plan, Severity, VerificationReport, VerificationStatus
 from quorum.stages.implement import build_implement_messages
-from quorum.edits.patching import extract_diff
+from quorum.domain.edit_format import EditFormat
+from quorum.edits import apply_reply
 from quorum.stages.plan import build_plan_messages
 from quorum.stages.prompting import DATA_RULE
 from quorum.stages.review import build_review_messages, render_tool_report
@@ -171,10 +172,17 @@ def script() -> dict:
     return yaml.safe_load((EXAMPLE / "script.yaml").read_text())
 
 
+def round2_diff(script: dict) -> str:
+    """What reviewers see of round 2: the normalised diff of the implementer's reply, as applied."""
+    result = apply_reply(EXAMPLE / "repo", script["implement"][2], dry_run=True)
+    assert result.applied, result.reason
+    return result.diff
+
+
 def all_stage_prompts(files: dict[str, str], script: dict) -> dict[str, list[dict[str, str]]]:
     task_text = (EXAMPLE / "task.md").read_text()
     plan = Plan.model_validate(script["plan"])
-    diff = extract_diff(script["implement"][2])
+    diff = round2_diff(script)
     # Tool output can quote repository text (a pytest traceback shows source lines), so put the
     # injection in a feedback reason, a finding and a tool report too: all must stay in <report>.
     echoed = Finding(
@@ -186,9 +194,12 @@ def all_stage_prompts(files: dict[str, str], script: dict) -> dict[str, list[dic
     tool_report = render_tool_report([failed])
     return {
         "plan": build_plan_messages(task_text, files),
-        "implement-1": build_implement_messages(task_text, files, plan, 1, [], []),
+        **{
+            f"implement-1-{fmt.value}": build_implement_messages(task_text, files, plan, 1, [], [], edit_format=fmt)
+            for fmt in EditFormat
+        },
         "implement-2": build_implement_messages(
-            task_text, files, plan, 2, [f"pytest failed: {INJECTION}"], [echoed]
+            task_text, files, plan, 2, [f"pytest failed: {INJECTION}"], [echoed], edit_format=EditFormat.udiff
         ),
         "review": build_review_messages(task_text, files, plan, diff, tool_report),
     }

@@ -6,7 +6,15 @@ import pytest
 import yaml
 
 from quorum.domain.cost import summarize_calls
-from quorum.llm.client import StructuredOutputError, ask_structured, complete, get_litellm, is_transient_error
+from quorum.llm.client import (
+    MAX_REASK_CHARS,
+    ReaskError,
+    StructuredOutputError,
+    ask_structured,
+    complete,
+    get_litellm,
+    is_transient_error,
+)
 from quorum.domain.models import Plan
 from quorum.domain.roster import StageModel
 from quorum.stages.plan import parse_plan
@@ -38,6 +46,25 @@ def test_invalid_reply_is_reasked_and_the_bad_attempt_is_still_paid_for(tmp_path
     assert [c.attempt for c in calls] == [1, 2]
     assert "no JSON object" in calls[0].error and calls[1].error == ""
     assert "could not be used" in calls[1].messages[-1]["content"]
+
+
+def test_a_parser_may_reask_in_its_own_words(tmp_path):
+    """A ReaskError's message goes to the model as it is; the call records the short problem."""
+    seen: list[str] = []
+
+    def parse(text: str) -> Plan:
+        seen.append(text)
+        if len(seen) == 1:
+            raise ReaskError("hunk #1 of a.py: not found", "Your edit to a.py was refused:\n- hunk #1: not found\n" + "x" * 9000)
+        return parse_plan(text)
+
+    plan, calls = ask_structured("plan", PLANNER, MESSAGES, parse, script=script(tmp_path, ["first reply", GOOD_PLAN]))
+    assert plan.summary == "do it" and len(seen) == 2
+    assert calls[0].error == "hunk #1 of a.py: not found" and calls[0].error_kind == "invalid_output"
+    asked = calls[1].messages
+    assert asked[:-2] == MESSAGES and asked[-2] == {"role": "assistant", "content": "first reply"}
+    assert asked[-1]["content"].startswith("Your edit to a.py was refused:\n- hunk #1: not found\n")
+    assert len(asked[-1]["content"]) <= MAX_REASK_CHARS + 1  # capped (with an ellipsis)
 
 
 def test_truncated_reply_is_reasked(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from quorum.llm.client import check_api_keys, check_roster_models
+from quorum.domain.edit_format import EditFormat
 from quorum.domain.roster import Roster, RosterError, StageModel
 from quorum.inputs.rosters import load_roster
 
@@ -92,3 +93,39 @@ def test_scripted_roster_needs_no_keys(monkeypatch):
     for key in ("ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     check_api_keys(load_roster("scripted"))
+
+
+def test_edit_format_defaults_by_model_family_and_scripted_models_write_diffs():
+    assert load_roster("scripted").implementer.resolved_edit_format == EditFormat.udiff
+    assert load_roster("default").implementer.resolved_edit_format == EditFormat.search_replace  # deepseek
+    assert StageModel(model="anthropic/claude-sonnet-4-5").resolved_edit_format == EditFormat.udiff
+    assert StageModel(model="ollama/llama3.2:3b").resolved_edit_format == EditFormat.whole_file
+    chosen = StageModel(model="deepseek/deepseek-chat", edit_format="whole_file")
+    assert chosen.edit_format == chosen.resolved_edit_format == EditFormat.whole_file
+
+
+def test_unknown_edit_format_is_refused_at_load_naming_the_choices(tmp_path):
+    import yaml
+
+    data = roster("deepseek/deepseek-chat", "openai/gpt-5-mini", "gemini/gemini-2.5-flash")
+    data["implementer"]["edit_format"] = "patchy"
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RosterError) as err:
+        load_roster(path)
+    assert "implementer.edit_format: unknown edit format 'patchy' for deepseek/deepseek-chat" in str(err.value)
+    assert "use one of udiff, search_replace, whole_file" in str(err.value)
+    data["implementer"]["edit_format"] = "search_replace"
+    path.write_text(yaml.safe_dump(data))
+    assert load_roster(path).implementer.edit_format == EditFormat.search_replace
+
+
+def test_edit_format_is_refused_where_no_prompt_would_use_it():
+    data = roster("deepseek/deepseek-chat", "openai/gpt-5-mini", "gemini/gemini-2.5-flash")
+    data["reviewers"][0]["edit_format"] = "udiff"
+    with pytest.raises(ValueError, match="edit_format is set for reviewer openai/gpt-5-mini: only the implementer"):
+        Roster.model_validate(data)
+    data["reviewers"][0].pop("edit_format")
+    data["implementer"]["fallbacks"] = [{"model": "mistral/mistral-small-latest", "edit_format": "udiff"}]
+    with pytest.raises(ValueError, match="implementer deepseek/deepseek-chat's fallback mistral/mistral-small-latest"):
+        Roster.model_validate(data)

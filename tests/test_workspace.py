@@ -279,14 +279,14 @@ def test_workspace_diff_shows_changes_and_new_files_without_touching_the_index(p
     assert "?? pkg/new_mod.py" in run_git(["status", "--porcelain"], root).stdout.decode()
 
 
-def test_workspace_diff_round_trips_through_apply_patch(plain_source: Path, tmp_path: Path):
-    from quorum.edits.patching import apply_patch
+def test_workspace_diff_round_trips_through_apply_reply(plain_source: Path, tmp_path: Path):
+    from quorum.edits import apply_reply
 
     edited = Path(prepare_workspace(plain_source, tmp_path / "a").path)
     (edited / "pkg/core.py").write_text("def add(a, b):\n    return a + b + 0\n", encoding="utf-8")
     (edited / "notes.md").write_text("new\n", encoding="utf-8")
     fresh = Path(prepare_workspace(plain_source, tmp_path / "b").path)
-    result = apply_patch(fresh, workspace_diff(edited))
+    result = apply_reply(fresh, workspace_diff(edited))
     assert result.applied, result.reason
     assert sorted(result.files) == ["notes.md", "pkg/core.py"]
     assert (fresh / "pkg/core.py").read_text() == (edited / "pkg/core.py").read_text()

@@ -2,6 +2,7 @@
 
 Exit codes: 0 every task resolved (or approved without acceptance tests); 1 the batch ran but some
 tasks were not resolved; 2 the input is bad (nothing was run); 3 the run itself broke.
+`quorum apply-reply` (quorum/cli/apply_reply.py): 0 applied, 1 refused, 2 bad input.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from quorum.cli.apply_reply import add_apply_reply_parser, run_apply_reply
 
 EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_BROKEN = 0, 1, 2, 3
 DEFAULT_STORE = ".quorum"
@@ -61,11 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-roster", help="validate a roster: models, independence, API keys")
     check.add_argument("roster")
+
+    add_apply_reply_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "apply-reply":  # no Prefect, no models: the applier alone (exit 0/1/2)
+        return run_apply_reply(args)
     if args.command != "check-roster":
         _configure_prefect(args)  # before anything imports prefect: its settings are read at import
     try:

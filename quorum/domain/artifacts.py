@@ -91,11 +91,16 @@ def round_artifacts(
     reviews: list[ReviewResult],
     decision: Decision,
 ) -> dict[str, str]:
-    """Everything one round leaves behind: patch, the implementer's reply, apply result, verification, reviews, decision."""
+    """Everything one round leaves behind: patch, the implementer's reply, apply result, verification, reviews, decision.
+
+    `patch.diff` is the normalised diff of what was applied (what reviewers see), absent when the
+    reply was refused; `implement.md` is the reply as the model wrote it; `apply.json` says whether it
+    applied, in which edit format, and how each edit was placed or why it was refused.
+    """
     return {
-        f"{prefix}/patch.diff": diff,
+        **({f"{prefix}/patch.diff": diff} if diff else {}),
         f"{prefix}/implement.md": reply,
-        f"{prefix}/apply.json": to_json(patch),
+        f"{prefix}/apply.json": to_json(patch.model_dump(mode="json", exclude={"diff"})),  # the diff is patch.diff
         **decision_artifacts(prefix, decision),
         **call_artifacts(prefix, calls),
         **verification_artifacts(prefix, reports),

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from quorum.domain.edit_format import EditFormat
+
 
 class Severity(str, Enum):
     info = "info"
@@ -135,6 +137,11 @@ class LLMCall(BaseModel):
     wait_s: float = Field(
         default=0.0, description="Time not spent on this reply: queued for provider slots, failed requests, backoff."
     )
+    reply_check: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What quorum's own check of the reply found, for stages that check more than its form "
+        "(implement: the edit format asked for and used, and how each edit was placed or why it was refused).",
+    )
 
 
 class VerificationStatus(str, Enum):
@@ -183,11 +190,54 @@ class VerificationReport(BaseModel):
         return self.status != VerificationStatus.passed
 
 
-class PatchResult(BaseModel):
-    applied: bool
+class MatchKind(str, Enum):
+    """How an edit of the implementer's reply was placed in its file."""
+
+    exact = "exact"  # every old line equal, byte for byte (line endings aside)
+    whitespace = "whitespace"  # equal once trailing whitespace, tabs and inner runs of spaces are ignored
+    indent = "indent"  # equal once all whitespace is ignored (indentation drift); added lines re-indented
+    elision = "elision"  # `... existing code ...` lines stood for unchanged lines
+    new_file = "new_file"
+    deleted = "deleted"
+    whole_file = "whole_file"
+    none = "none"  # not placed (the edit was refused, or not looked at because another edit failed)
+
+
+class EditOutcome(BaseModel):
+    """What happened to one hunk, SEARCH/REPLACE block or whole file of a reply."""
+
+    file: str
+    edit: int = Field(description="1-based index of the edit in the reply.")
+    hunk: int = Field(default=1, description="1-based hunk number within the edit.")
+    label: str = Field(description="e.g. 'hunk #2 of src/app.py (diff #1)'.")
+    format: EditFormat
+    match: MatchKind = MatchKind.none
+    placed_by: str = Field(
+        default="content",
+        description="'content' (matched one place), 'hunk order' (one of several places, the only one between "
+        "its neighbouring hunks) or 'line numbers' (one of several places, the one its @@ numbers point at, "
+        "confirmed by the other hunks).",
+    )
+    applied: bool = False
+    start: int | None = Field(default=None, description="1-based first line of the hunk in the new file.")
     reason: str = ""
-    files: list[str] = Field(default_factory=list)
-    added_lines: dict[str, list[int]] = Field(default_factory=dict)
+
+
+class PatchResult(BaseModel):
+    """The result of applying a model reply to a workspace (`quorum.edits.apply_reply`): all edits or none."""
+
+    applied: bool
+    reason: str = Field(default="", description="Why nothing was applied; every problem, each naming file and hunk.")
+    files: list[str] = Field(default_factory=list, description="Touched paths in reply order (deleted ones included).")
+    added_lines: dict[str, list[int]] = Field(
+        default_factory=dict, description="Path -> 1-based numbers of the added or changed lines in the new file."
+    )
+    dry_run: bool = False
+    problems: list[str] = Field(default_factory=list, description="The problems, one per item ('reason' joins them).")
+    diff: str = Field(default="", description="Normalised unified diff of what was applied (git apply accepts it).")
+    edits: list[EditOutcome] = Field(default_factory=list, description="How each edit was placed, or why not.")
+    format: str | None = Field(default=None, description="The edit format used, 'mixed' for several, None for none.")
+    notes: list[str] = Field(default_factory=list, description="Things skipped on purpose (duplicates, illustrations).")
 
 
 class Outcome(str, Enum):

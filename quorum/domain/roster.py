@@ -14,7 +14,9 @@ import os
 import re
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from quorum.domain.edit_format import EditFormat, parse_edit_format, resolve_edit_format
 
 SCRIPTED_PROVIDER = "scripted"
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -66,6 +68,14 @@ class StageModel(BaseModel):
         default_factory=list,
         description="Models tried in order when this one keeps failing on transient errors (429, 5xx, timeouts).",
     )
+    edit_format: EditFormat | None = Field(
+        default=None,
+        title="Edit format",
+        description="Implementer only: how it writes its edits, 'udiff' (unified diff), 'search_replace' "
+        "(SEARCH/REPLACE blocks) or 'whole_file' (small files in full); its prompt describes this format. "
+        "Default: by model family (cheap models search_replace, strong ones udiff, small local ones "
+        "whole_file; scripted models udiff).",
+    )
 
     @field_validator("model")
     @classmethod
@@ -84,6 +94,13 @@ class StageModel(BaseModel):
         if not expanded.startswith(("http://", "https://")):
             raise ValueError(f"api_base {expanded!r} must be an http(s) URL")
         return expanded
+
+    @field_validator("edit_format", mode="before")
+    @classmethod
+    def _known_edit_format(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or isinstance(value, EditFormat):
+            return value
+        return parse_edit_format(str(value), model=str(info.data.get("model", "")))
 
     @field_validator("api_key_env")
     @classmethod
@@ -112,6 +129,11 @@ class StageModel(BaseModel):
     @property
     def is_scripted(self) -> bool:
         return self.model.startswith(SCRIPTED_PROVIDER + "/")
+
+    @property
+    def resolved_edit_format(self) -> EditFormat:
+        """The format this model is asked to write its edits in: the roster's, else its family's default."""
+        return resolve_edit_format(self.model, self.edit_format)
 
     @property
     def pricing_model(self) -> str:
@@ -167,6 +189,23 @@ class Roster(BaseModel):
                 limits.setdefault(provider, {}).setdefault("concurrency", value)
             data["limits"] = limits
         return data
+
+    @model_validator(mode="after")
+    def _edit_format_only_where_used(self) -> Roster:
+        """Only the implementer's prompt asks for an edit format; set anywhere else it would be ignored."""
+        misplaced = [
+            f"{_describe(role, primary, model)}"
+            for role, primary in [("planner", self.planner), *(("reviewer", r) for r in self.reviewers),
+                                  ("implementer", self.implementer)]
+            for model in primary.chain()
+            if model.edit_format is not None and not (role == "implementer" and model is primary)
+        ]  # fmt: skip
+        if misplaced:
+            raise ValueError(
+                f"edit_format is set for {', '.join(misplaced)}: only the implementer's own entry takes one "
+                "(its prompt asks for that format; fallbacks get the same prompt)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _reviewers_independent(self) -> Roster:

@@ -49,6 +49,7 @@ __all__ = [
     "LLMCallError",
     "LLMError",
     "LLMOutputError",
+    "ReaskError",
     "RetryPolicy",
     "StructuredOutputError",
     "ask_structured",
@@ -65,6 +66,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STRUCTURED_ATTEMPTS = 3
+MAX_REASK_CHARS = 6000
 DEFAULT_RETRY_POLICY = RetryPolicy(attempt_timeout_s=DEFAULT_TIMEOUT_S)
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
@@ -95,6 +97,18 @@ class LLMOutputError(LLMError):
 
 class StructuredOutputError(LLMError):
     """Still no usable reply after the bounded number of re-asks; carries the calls that were paid for."""
+
+
+class ReaskError(ValueError):
+    """A reply the stage's parser refuses with its own words for the model (`ask_structured` re-asks with `reask`).
+
+    `str(exc)` is the short problem recorded on the call; `reask` is the whole message the model gets,
+    e.g. the edit applier's reasons naming each file and hunk it could not place.
+    """
+
+    def __init__(self, problem: str, reask: str):
+        super().__init__(problem)
+        self.reask = reask
 
 
 class LLMCallError(LLMError):
@@ -445,6 +459,9 @@ def ask_structured(
 ) -> tuple[T, list[LLMCall]]:
     """Ask for a structured reply; re-ask a bounded number of times, telling the model what was wrong.
 
+    `parse` raising ValueError (or LLMOutputError) means "not usable": the model is asked again with
+    the problem, or with the message of a `ReaskError` as it is (capped at MAX_REASK_CHARS).
+
     Transport errors are retried inside `complete`; when it gives up, LLMCallError propagates with
     every call made so far (re-asks included) in `calls`.
     """
@@ -470,10 +487,11 @@ def ask_structured(
         except (ValueError, LLMOutputError) as exc:
             problem = short(str(exc))
             calls.append(call.model_copy(update={"error": problem, "error_kind": "invalid_output"}))
+            reask = short(exc.reask, MAX_REASK_CHARS) if isinstance(exc, ReaskError) else _reask_message(problem)
             conversation = [
                 *messages,
                 {"role": "assistant", "content": text},
-                {"role": "user", "content": _reask_message(problem)},
+                {"role": "user", "content": reask},
             ]
             continue
         calls.append(call)

@@ -1,14 +1,29 @@
-"""Implement stage: the cheap model turns the plan (and any findings) into a unified diff."""
+"""Implement stage: the cheap model turns the plan (and any findings) into edits, in its roster's edit format.
+
+The system prompt describes the edit format the roster gives the implementer (`format_instructions`).
+Given a clean workspace of the repository, every reply is dry-run there with the pipeline's applier
+(`quorum.edits.apply_reply`): a reply it refuses is re-asked with the applier's reasons
+(`reask_message`, naming each file and hunk), within `ask_structured`'s bounded attempts. When they
+run out, the last refused reply is returned with `refused` set: the round records the refusal and
+the policy decides (a revision with the reason, or `failed` when no round is left), as for any patch
+that does not apply. Without a workspace only the reply's form is checked.
+"""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any
 
+from pydantic import Field
+
+from quorum.domain.edit_format import EditFormat
 from quorum.domain.manifest import TaskSpec
-from quorum.domain.models import Finding, Plan
+from quorum.domain.models import Finding, LLMCall, PatchResult, Plan
 from quorum.domain.roster import StageModel
-from quorum.edits.patching import check_patch_safety, extract_diff
-from quorum.llm.client import ask_structured
+from quorum.edits import apply_reply, format_instructions, parse_reply, reask_message
+from quorum.edits import formats as edit_formats
+from quorum.llm.client import ReaskError, StructuredOutputError, ask_structured
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
 from quorum.stages.plan import render_plan_markdown
@@ -17,8 +32,10 @@ from quorum.stages.templates import load_template
 
 
 class ImplementOutput(StageOutput):
-    diff: str
-    reply: str
+    reply: str = Field(description="The implementer's last reply as written (implement.md).")
+    diff: str = Field(default="", description="Normalised diff of its edits from the dry run ('' without a workspace or when refused).")
+    edit_format: EditFormat = Field(default=EditFormat.udiff, description="The edit format the prompt asked for.")
+    refused: str = Field(default="", description="The applier's reason when no reply applied within the re-asks.")
 
 
 def render_findings(findings: list[Finding]) -> str:
@@ -31,9 +48,16 @@ def render_findings(findings: list[Finding]) -> str:
 
 
 def build_implement_messages(
-    task_text: str, files: dict[str, str], plan: Plan, round_no: int, feedback: list[str], findings: list[Finding]
+    task_text: str,
+    files: dict[str, str],
+    plan: Plan,
+    round_no: int,
+    feedback: list[str],
+    findings: list[Finding],
+    *,
+    edit_format: EditFormat,
 ) -> list[dict[str, str]]:
-    system = TEMPLATE.render("system")
+    system = TEMPLATE.render("system", edit_format=format_instructions(edit_format))
     parts = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan)), render_repository(files)]
     if round_no > 1:
         report = "\n".join(f"- {reason}" for reason in feedback) + "\n\nFindings:\n" + render_findings(findings)
@@ -41,13 +65,28 @@ def build_implement_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
 
-def parse_patch_reply(text: str) -> str:
-    diff = extract_diff(text)
-    problems = check_patch_safety(diff)
-    malformed = [p for p in problems if "malformed" in p.lower() or "empty" in p.lower()]
-    if malformed:
-        raise ValueError("; ".join(malformed))
-    return diff
+def check_reply(text: str, workspace: Path | None) -> PatchResult:
+    """The reply dry-run on a clean workspace (nothing is written); without one, only its form is checked."""
+    if workspace is not None:
+        return apply_reply(workspace, text, dry_run=True)
+    parsed = parse_reply(text)
+    return PatchResult(applied=not parsed.problems, dry_run=True, reason="; ".join(parsed.problems),
+                       problems=parsed.problems, notes=parsed.notes)  # fmt: skip
+
+
+def reply_check(result: PatchResult, asked: EditFormat) -> dict[str, Any]:
+    """What the call artifacts record of a checked reply: formats, and how each edit was placed or why not."""
+    return {
+        "edit_format_asked": asked.value,
+        "edit_format_used": result.format,
+        "dry_run": result.dry_run,
+        "applies": result.applied,
+        "edits": [
+            {"label": o.label, "match": o.match.value, "placed_by": o.placed_by, "start": o.start, "reason": o.reason}
+            for o in result.edits
+        ],
+        "problems": result.problems,
+    }
 
 
 def run_implement(
@@ -58,18 +97,39 @@ def run_implement(
     round_no: int,
     feedback: list[str],
     findings: list[Finding],
+    workspace: Path | None = None,
 ) -> ImplementOutput:
-    messages = build_implement_messages(spec.task, files, plan, round_no, feedback, findings)
-    replies: dict[str, str] = {}
+    fmt = implementer.resolved_edit_format
+    messages = build_implement_messages(spec.task, files, plan, round_no, feedback, findings, edit_format=fmt)
+    checked: dict[str, PatchResult] = {}  # reply text -> its check (the same text checks the same way)
+    last: list[str] = []
 
-    def parse(text: str) -> str:
-        diff = parse_patch_reply(text)
-        replies["accepted"] = text
-        return diff
+    def parse(text: str) -> PatchResult:
+        last.append(text)
+        result = checked[text] = check_reply(text, workspace)
+        if not result.applied:
+            raise ReaskError(result.reason, reask_message(result, fmt))
+        return result
 
-    diff, calls = ask_structured("implement", implementer, messages, parse, script=spec.script, round_no=round_no)
-    return ImplementOutput(diff=diff, reply=replies["accepted"], calls=calls)
+    try:
+        result, calls = ask_structured("implement", implementer, messages, parse, script=spec.script, round_no=round_no)
+    except StructuredOutputError as exc:
+        if not last:  # no reply came back whole (truncated, filtered): nothing to apply
+            raise
+        refused = checked[last[-1]]
+        return ImplementOutput(reply=last[-1], edit_format=fmt, refused=refused.reason or "refused",
+                               calls=_with_checks(exc.calls, checked, fmt))  # fmt: skip
+    return ImplementOutput(reply=last[-1], diff=result.diff, edit_format=fmt, calls=_with_checks(calls, checked, fmt))
 
 
-TEMPLATE = load_template("implement", sys.modules[__name__], prompting)
+def _with_checks(calls: list[LLMCall], checked: dict[str, PatchResult], fmt: EditFormat) -> list[LLMCall]:
+    return [
+        call.model_copy(update={"reply_check": reply_check(checked[call.response_text], fmt)})
+        if call.response_text in checked
+        else call
+        for call in calls
+    ]
+
+
+TEMPLATE = load_template("implement", sys.modules[__name__], prompting, edit_formats)
 PROMPT_VERSION = TEMPLATE.version

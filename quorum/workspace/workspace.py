@@ -1,7 +1,7 @@
 """Throwaway workspaces: a private git checkout of the task's repository that patches are applied to.
 
-Every workspace is a git repository whose HEAD is the *base commit*, so a patch can be checked with
-`git apply --check`, applied, and diffed back against the base. Two kinds of source:
+Every workspace is a git repository whose HEAD is the *base commit*, so the edits applied to it
+(`quorum.edits`) can be diffed back against the base. Two kinds of source:
 
 - a git repository (its top level, or a bare repository): cloned with `--no-hardlinks` and the
   requested ref (resolved in the source: branches, tags, SHAs, `HEAD~1`...) checked out detached.
