@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from quorum.cli import experiments
+
 EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_BROKEN = 0, 1, 2, 3
 DEFAULT_STORE = ".quorum"
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-roster", help="validate a roster: models, independence, API keys")
     check.add_argument("roster")
+    experiments.add_commands(sub, DEFAULT_STORE)  # review, compare, review-eval (quorum/cli/experiments.py)
     return parser
 
 
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-roster":
             return _check_roster(args.roster)
+        if args.command in experiments.COMMANDS:
+            return experiments.run(args)
         return _run(args)
     except InputError as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)

@@ -100,3 +100,42 @@ VERDICTS = {
 def verdict(decision: Decision) -> str:
     """What a decision on an existing change means: approve, request_changes, or escalate (to a human)."""
     return VERDICTS[decision.outcome]
+
+
+def render_change_review_markdown(change: ChangeSpec, review: ChangeReview, panel: str, *, simulated: bool) -> str:
+    """What a person reads about one reviewed change: the verdict, why, the tools, every reviewer's findings, cost."""
+    from quorum.domain.cost import format_usd
+
+    decision = review.decisions[panel]
+    label = " (simulated: scripted models priced as the real ones they stand in for)" if simulated else ""
+    lines = [
+        f"# Review of {change.id}: {verdict(decision)}",
+        "",
+        f"- repository: `{change.repo}`" + (f" at `{change.base[:12]}`" if change.base else ""),
+        f"- files: {', '.join(f'`{p}`' for p in review.patch.files) or '-'}",
+        f"- policy: {decision.policy_version}; reviewers: {', '.join(review.panels.get(panel, [])) or 'none'}",
+        f"- cost{label}: {format_usd(review.cost.total.cost_usd)} ({review.cost.total.calls} LLM calls, "
+        f"{review.cost.total.fresh_calls} made now)",
+        "",
+        "## Decision",
+        "",
+        *[f"- {reason}" for reason in decision.reasons],
+    ]
+    if not review.patch.applied:
+        lines += ["", f"The change does not apply: {review.patch.reason}"]
+    if review.verification:
+        lines += ["", "## Verification", "", "| tool | status | summary |", "|---|---|---|"]
+        lines += [f"| {r.tool} | {r.status.value} | {r.summary} |" for r in review.verification]
+    findings = [(r.reviewer, f) for r in review.reviews for f in r.review.findings]
+    tool_findings = [f for r in review.verification for f in r.findings if f.in_patch]
+    if findings or tool_findings:
+        lines += ["", "## Findings", "", "| source | severity | location | message |", "|---|---|---|---|"]
+        lines += [f"| {f.source} | {f.severity.value} | {f.location()} | {f.message} |" for f in tool_findings]
+        lines += [
+            f"| {who} | {f.severity.value} | {f.file or '-'}{':' + str(f.line) if f.line else ''} | {f.message} |"
+            for who, f in findings
+        ]
+    if review.errors:
+        lines += ["", "## Reviewers without a review", ""]
+        lines += [f"- {model}: {why}" for model, why in review.errors.items()]
+    return "\n".join(lines) + "\n"

@@ -43,6 +43,9 @@ class RosterRow(BaseModel):
     usd_per_resolved: float | None
     total_usd: float
     paid_now_usd: float = Field(default=0.0, description="What this run paid: the cost of calls made now, not served from cache.")
+    stored_calls_usd: float | None = Field(
+        default=None, description="Sum of the stored per-call records of the roster's rounds (equals total_usd)."
+    )
     mean_rounds: float | None
     escalated: int
     escalation_rate: float
@@ -81,6 +84,7 @@ def roster_row(report: BatchReport, roster: Roster, calls: list[LLMCall] | None 
     ran = [r.rounds for r in report.results if r.rounds > 0]
     low, high = wilson_interval(resolved, n)
     paid_now = sum(c.cost_usd for c in calls or [] if c.started_at >= report.started_at)
+    stored = sum(c.cost_usd for c in calls) if calls is not None else None
     return RosterRow(
         roster=roster.name, batch_id=report.batch_id, planner=roster.planner.model,
         implementer=roster.implementer.model, reviewers=[r.model for r in roster.reviewers],
@@ -89,7 +93,7 @@ def roster_row(report: BatchReport, roster: Roster, calls: list[LLMCall] | None 
         planner_usd_per_task=ratio(planner, n) or 0.0, impl_review_usd_per_task=ratio(impl_review, n) or 0.0,
         other_usd_per_task=ratio(total - planner - impl_review, n) or 0.0,
         total_usd_per_task=ratio(total, n) or 0.0, usd_per_resolved=ratio(total, resolved), total_usd=total,
-        paid_now_usd=paid_now, mean_rounds=ratio(sum(ran), len(ran)), escalated=escalated,
+        paid_now_usd=paid_now, stored_calls_usd=stored, mean_rounds=ratio(sum(ran), len(ran)), escalated=escalated,
         escalation_rate=ratio(escalated, n) or 0.0, llm_calls=report.cost.total.calls,
         calls_made=report.fresh_llm_calls, calls_cached=report.cached_llm_calls,
         wall_s=round(report.finished_at - report.started_at, 3),
@@ -139,19 +143,19 @@ def _usd(value: float | None) -> str:
 
 
 TABLE_COLUMNS = [
-    "roster", "tasks", "resolved", "resolved %", "95% CI", "planner $/task", "impl.+review $/task", "total $/task",
-    "$/resolved", "mean rounds", "escalation rate", "LLM calls", "made now", "served from cache", "paid now",
-    "wall time",
+    "roster", "tasks", "resolved (95% CI)", "planner $/task", "impl.+review $/task", "total $/task", "$/resolved",
+    "mean rounds", "escalated", "LLM calls made", "served from cache", "paid now", "wall time",
 ]  # fmt: skip
 
 
 def table_cells(row: RosterRow) -> list[str]:
     return [
-        row.roster + (" *" if row.pareto else ""), str(row.tasks), str(row.resolved), _pct(row.resolved_rate),
-        f"{row.resolved_low:.0%}-{row.resolved_high:.0%}", _usd(row.planner_usd_per_task),
-        _usd(row.impl_review_usd_per_task), _usd(row.total_usd_per_task), _usd(row.usd_per_resolved),
-        "n/a" if row.mean_rounds is None else f"{row.mean_rounds:.2f}", _pct(row.escalation_rate),
-        str(row.llm_calls), str(row.calls_made), str(row.calls_cached), _usd(row.paid_now_usd), f"{row.wall_s:.1f}s",
+        row.roster + (" *" if row.pareto else ""), str(row.tasks),
+        f"{row.resolved} ({row.resolved_rate:.0%}, {row.resolved_low:.0%}-{row.resolved_high:.0%})",
+        _usd(row.planner_usd_per_task), _usd(row.impl_review_usd_per_task), _usd(row.total_usd_per_task),
+        _usd(row.usd_per_resolved), "n/a" if row.mean_rounds is None else f"{row.mean_rounds:.2f}",
+        f"{row.escalated} ({row.escalation_rate:.0%})", str(row.calls_made), str(row.calls_cached),
+        _usd(row.paid_now_usd), f"{row.wall_s:.1f}s",
     ]  # fmt: skip
 
 
@@ -166,7 +170,7 @@ def table_rows(report: CompareReport) -> list[dict[str, str | float | int | None
             "impl_review_usd_per_task": round(row.impl_review_usd_per_task, 6),
             "total_usd_per_task": round(row.total_usd_per_task, 6),
             "usd_per_resolved": None if row.usd_per_resolved is None else round(row.usd_per_resolved, 6),
-            "mean_rounds": row.mean_rounds, "escalation_rate": row.escalation_rate, "llm_calls": row.llm_calls,
+            "mean_rounds": row.mean_rounds, "escalation_rate": row.escalation_rate, "escalated": row.escalated, "llm_calls": row.llm_calls,
             "calls_made": row.calls_made, "calls_cached": row.calls_cached,
             "paid_now_usd": round(row.paid_now_usd, 6), "wall_s": row.wall_s, "pareto": row.pareto,
         }

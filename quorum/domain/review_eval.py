@@ -178,8 +178,10 @@ def reviewer_verdict(change: LabelledChange, review: ChangeReview, model: str, w
     found = next((r for r in review.reviews if r.reviewer == model), None)
     calls = [c for c in review.calls() if c.model == model or _fallback_of(c, model)]
     cost = sum(c.cost_usd for c in calls)
-    if found is None:
+    if found is None or not review.patch.applied:
         reason = review.errors.get(model, "no review")
+        if not review.patch.applied:
+            reason = f"the change did not apply: {review.patch.reason}"
         return Verdict(change_id=change.id, defective=change.defective, blocked=False, findings=0,
                        match=MatchResult(), cost_usd=cost, error=reason)  # fmt: skip
     blocking = blocking_findings(found, policy)
@@ -191,9 +193,13 @@ def reviewer_verdict(change: LabelledChange, review: ChangeReview, model: str, w
 
 def panel_verdict(change: LabelledChange, review: ChangeReview, panel: str, window: int) -> Verdict:
     """A panel (or the tools alone): the policy's decision blocks unless it approves; its driving findings are scored."""
-    decision = review.decisions[panel]
     models = review.panels.get(panel, [])
     cost = sum(c.cost_usd for c in review.calls() if c.model in models or any(_fallback_of(c, m) for m in models))
+    decision = review.decisions.get(panel)
+    if decision is None or not review.patch.applied:
+        reason = f"the change did not apply: {review.patch.reason}" if not review.patch.applied else "no decision"
+        return Verdict(change_id=change.id, defective=change.defective, blocked=False, findings=0,
+                       match=MatchResult(), cost_usd=cost, error=reason)  # fmt: skip
     missing = [m for m in models if m in review.errors]
     blocked = decision.outcome != Outcome.approve
     findings = list(decision.findings) if blocked else []
