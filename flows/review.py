@@ -16,13 +16,13 @@ import time
 from prefect import flow, tags
 
 from quorum.domain.artifacts import call_artifacts, review_artifacts, slug, to_json, verification_artifacts, without_outputs
-from quorum.domain.change import TOOLS_PANEL, ChangeReview, ChangeSpec, render_change_review_markdown
+from quorum.domain.change import TOOLS_PANEL, ChangeReview, ChangeSpec, render_change_review_markdown, union_reviewers
 from quorum.domain.cost import summarize_calls
 from quorum.domain.labels import touched_lines
 from quorum.domain.models import PatchResult, ReviewResult, VerificationReport, VerificationStatus
 from quorum.domain.policy import AggregationInput, Policy
 from quorum.domain.results import ui_key
-from quorum.domain.roster import StageModel
+from quorum.domain.roster import Roster
 from quorum.flows.verify import ROUND_TOOLS, verify_remotely
 from quorum.llm.client import LLMError
 from quorum.sandbox.isolation import verify_deployment
@@ -32,6 +32,7 @@ from quorum.tasks.aggregate import aggregate_task
 from quorum.tasks.apply import apply_patch_task
 from quorum.tasks.change import prepare_change_task, read_files_task
 from quorum.tasks.change_review import review_change_task
+from quorum.tasks.limits import ensure_limits_task
 from quorum.tasks.store import open_store_task, save_artifacts_task
 from quorum.tasks.ui import publish_markdown_task
 from quorum.tasks.verify import bandit_task, pytest_task, semgrep_task
@@ -42,8 +43,7 @@ from quorum.verify.sarif import to_sarif
 @flow(name="quorum-review", flow_run_name="review · {change.id}", log_prints=True)
 def review_change(
     change: ChangeSpec,
-    reviewers: list[StageModel],
-    panels: dict[str, list[str]],
+    rosters: list[Roster],
     store_url: str,
     prefix: str,
     policy: Policy | None = None,
@@ -51,12 +51,21 @@ def review_change(
     always_review: bool = False,
     run_started_at: float | None = None,
     publish: bool = True,
+    ensure_limits: bool = True,
+    panel_prefix: str = "",
 ) -> ChangeReview:
-    """Review one change; `panels` names each set of reviewer models whose reviews one decision aggregates.
+    """Review one change by every reviewer of the rosters; one decision per roster (its *panel*), named
+    `<panel_prefix><roster name>`, and one for the tools alone.
 
     With `always_review` every reviewer reviews even when the tools block (review evaluation scores
     each reviewer alone); otherwise the policy's `verify_before_review` skips paid reviews then.
+    `ensure_limits` creates the rosters' provider limits first (a caller reviewing many changes does it once).
     """
+    reviewers = union_reviewers(rosters)
+    panels = {f"{panel_prefix}{roster.name}": [m.model for m in roster.reviewers] for roster in rosters}
+    if ensure_limits:
+        for roster in rosters:
+            ensure_limits_task(roster)
     policy = policy or Policy()
     tools = list(ROUND_TOOLS if tools is None else tools)
     started = run_started_at if run_started_at is not None else time.time()

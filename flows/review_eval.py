@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from prefect import flow
 
-from quorum.domain.change import TOOLS_PANEL, ChangeReview, LabelledChange, ReviewSet
+from quorum.domain.change import TOOLS_PANEL, ChangeReview, LabelledChange, ReviewSet, union_reviewers
 from quorum.domain.figures import eval_figure
 from quorum.domain.models import PatchResult
 from quorum.domain.policy import Policy
@@ -28,33 +28,20 @@ from quorum.domain.review_eval import (
     render_eval_markdown,
     score_set,
 )
-from quorum.domain.roster import Roster, StageModel
+from quorum.domain.roster import Roster
 from quorum.flows.review import review_change
 from quorum.flows.verify import ROUND_TOOLS
 from quorum.tasks.charts import save_figure_task
+from quorum.tasks.limits import ensure_limits_task
 from quorum.tasks.store import open_store_task, save_artifacts_task
 from quorum.tasks.ui import publish_markdown_task, publish_table_task
 
 
-def panel_name(roster: Roster) -> str:
-    return f"panel {roster.name}"
+PANEL_PREFIX = "panel "
 
 
 def eval_prefix(eval_id: str) -> str:
     return f"review-eval/{eval_id}"
-
-
-def union_reviewers(rosters: list[Roster]) -> list[StageModel]:
-    """Every distinct reviewer of the rosters, in order; one model string must mean one configuration."""
-    seen: dict[str, StageModel] = {}
-    for roster in rosters:
-        for reviewer in roster.reviewers:
-            known = seen.get(reviewer.model)
-            if known is not None and known != reviewer:
-                raise ValueError(f"reviewer {reviewer.model} is configured differently in two rosters; "
-                                 "its scores would mix two reviewers")  # fmt: skip
-            seen.setdefault(reviewer.model, reviewer)
-    return list(seen.values())
 
 
 @flow(name="quorum-review-eval", flow_run_name="{eval_id}", log_prints=True)
@@ -74,14 +61,17 @@ def review_eval(
     started = time.time()
     store = open_store_task(store_url)
     reviewers = union_reviewers(rosters)
-    panels = {panel_name(r): [m.model for m in r.reviewers] for r in rosters}
+    panels = {f"{PANEL_PREFIX}{r.name}": [m.model for m in r.reviewers] for r in rosters}
     base = eval_prefix(eval_id)
+    for roster in rosters:  # provider limits once, not per change
+        ensure_limits_task(roster)
 
     def run_one(change: LabelledChange) -> ChangeReview:
         _report(progress, change.id, "review")
         try:
-            result = review_change(change, reviewers, panels, store_url, f"{base}/{change.id}", policy=policy,
-                                   tools=tools, always_review=True, run_started_at=started, publish=False)  # fmt: skip
+            result = review_change(change, rosters, store_url, f"{base}/{change.id}", policy=policy, tools=tools,
+                                   always_review=True, run_started_at=started, publish=False, ensure_limits=False,
+                                   panel_prefix=PANEL_PREFIX)  # fmt: skip
         except Exception as exc:  # reported as every scorer's error on this change, never dropped
             reason = f"review crashed: {type(exc).__name__}: {exc}"
             result = ChangeReview(change_id=change.id, patch=PatchResult(applied=False, reason=reason),

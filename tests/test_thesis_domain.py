@@ -326,3 +326,23 @@ def test_mark_pareto_on_rows():
 
     marked = mark_pareto([row("premium", 0.2, 1.0), row("mixed", 0.05, 2 / 3), row("worse", 0.06, 2 / 3)])
     assert [r.pareto for r in marked] == [True, True, False]
+
+
+def test_a_panel_scores_only_the_findings_that_blocked():
+    """A failing scan drives the decision with every in-patch finding (notes too); only blocking ones are scored."""
+    defective = LabelledChange(id="bad", repo="/r", diff="d", defects=[LabelledDefect(file="pkg/a.py", lines=[23])])
+    findings = [
+        Finding(source="bandit", rule="B602", severity=Severity.high, file="pkg/a.py", line=23),
+        Finding(source="semgrep", rule="shell", severity=Severity.high, file="pkg/a.py", line=23),
+        Finding(source="bandit", rule="B404", severity=Severity.low, file="pkg/a.py", line=6),  # a note: not scored
+        Finding(source="bandit", rule="B101", severity=Severity.medium, file="tests/t.py", line=8, in_patch=False),
+        Finding(source="scripted/x", severity=Severity.medium, file="pkg/a.py", line=1),  # below blocking: not scored
+        Finding(source="pytest", rule="failed", severity=Severity.high),  # a failure without a place: a false positive
+    ]
+    decision = Decision(outcome=Outcome.revise, reasons=["r"], policy_version="p", round=1, findings=findings)
+    review = ChangeReview(change_id="bad", patch=PatchResult(applied=True), decisions={"tools only": decision},
+                          panels={"tools only": []})  # fmt: skip
+    (row,) = score_set([defective], {"bad": review}, [], {}, window=3, policy=Policy(), run_started_at=0.0,
+                       tools_panel="tools only")  # fmt: skip
+    assert (row.true_positives, row.duplicates, row.false_positives, row.false_negatives) == (1, 1, 1, 0)
+    assert row.kind == "tools" and row.cost_usd == 0.0 and row.false_approvals == 0

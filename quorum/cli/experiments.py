@@ -220,8 +220,7 @@ def _review(args: argparse.Namespace) -> int:
     try:
         from quorum.flows.review import review_change
 
-        result = review_change(change, roster.reviewers, {roster.name: [r.model for r in roster.reviewers]},
-                               store_url, prefix, policy=Policy(), tools=tools)  # fmt: skip
+        result = review_change(change, [roster], store_url, prefix, policy=Policy(), tools=tools)
     except Exception as exc:
         print(f"quorum: error: the review failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_BROKEN
@@ -356,7 +355,7 @@ def _compare_dry_run(manifest, rosters, policy) -> int:
 
 
 def _review_eval(args: argparse.Namespace) -> int:
-    from quorum.flows.review_eval import union_reviewers
+    from quorum.domain.change import union_reviewers
     from quorum.inputs.changes import ChangeInputError, load_review_set
 
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from quorum.domain.manifest import TASK_ID_PATTERN
+from quorum.domain.roster import Roster, StageModel
 from quorum.domain.models import CostSummary, Decision, LLMCall, Outcome, PatchResult, ReviewResult, VerificationReport
 
 TOOLS_PANEL = "tools only"
@@ -87,6 +88,19 @@ class ChangeReview(BaseModel):
 
     def calls(self) -> list[LLMCall]:
         return [call for review in self.reviews for call in review.calls] + list(self.failed_calls)
+
+
+def union_reviewers(rosters: list[Roster]) -> list[StageModel]:
+    """Every distinct reviewer of the rosters, in order; one model string must mean one configuration."""
+    seen: dict[str, StageModel] = {}
+    for roster in rosters:
+        for reviewer in roster.reviewers:
+            known = seen.get(reviewer.model)
+            if known is not None and known != reviewer:
+                raise ValueError(f"reviewer {reviewer.model} is configured differently in two rosters; "
+                                 "its scores would mix two reviewers")  # fmt: skip
+            seen.setdefault(reviewer.model, reviewer)
+    return list(seen.values())
 
 
 VERDICTS = {

@@ -16,8 +16,10 @@ The rule (docs/thesis.md states it for readers):
 * Precision = TP / (TP + FP), recall = TP / (TP + FN), F1 their harmonic mean, all pooled over
   the set (micro-averaged); undefined (None) when their denominator is 0.
 * A change is **blocked** by a reviewer alone when it raised at least one blocking finding, and by
-  a panel when the policy's decision is not ``approve``. A *false approval* is a defective change
-  not blocked; a *false block* a clean change blocked.
+  a panel when the policy's decision is not ``approve``; a panel's findings are the blocking ones
+  among those that drove its decision (`blocks_decision`: reviewer findings at ``blocking_severity``,
+  scanner findings at the scanner's blocking threshold on added lines, every test failure). A
+  *false approval* is a defective change not blocked; a *false block* a clean change blocked.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pydantic import BaseModel, Field
 from quorum.domain.change import ChangeReview, LabelledChange, LabelledDefect
 from quorum.domain.compare import SIMULATED_NOTE
 from quorum.domain.cost import format_usd, summarize_calls
-from quorum.domain.models import Finding, LLMCall, Outcome, ReviewResult
+from quorum.domain.models import Finding, LLMCall, Outcome, ReviewResult, Severity
 from quorum.domain.policy import Policy, is_blocking
 from quorum.domain.stats import f1_score, pareto_front, ratio, wilson_interval
 
@@ -98,6 +100,27 @@ def match_findings(findings: list[Finding], defects: list[LabelledDefect], windo
 
 def blocking_findings(review: ReviewResult, policy: Policy) -> list[Finding]:
     return [finding for finding in review.findings() if is_blocking(finding, policy)]
+
+
+# The scanners' own blocking thresholds on added lines (quorum.verify.semgrep.BLOCKING; Bandit's is the policy's).
+SEMGREP_BLOCKING = Severity.medium
+
+
+def blocks_decision(finding: Finding, policy: Policy) -> bool:
+    """Whether a finding that drove a decision was itself blocking.
+
+    A decision lists every in-patch finding of a failing scan (they go back to the implementer),
+    notes included; only the ones that made the scan fail are scored: Semgrep at medium or above,
+    Bandit at the policy's `bandit_min_severity` or above, on added lines; every pytest, acceptance
+    or patch finding (a failure is a failure). A reviewer's finding: at `blocking_severity` or above.
+    """
+    if finding.source == "semgrep":
+        return finding.in_patch and finding.severity.rank >= SEMGREP_BLOCKING.rank
+    if finding.source == "bandit":
+        return finding.in_patch and finding.severity.rank >= Severity(policy.bandit_min_severity).rank
+    if finding.is_tool:
+        return True
+    return is_blocking(finding, policy)
 
 
 class Verdict(BaseModel):
@@ -191,8 +214,8 @@ def reviewer_verdict(change: LabelledChange, review: ChangeReview, model: str, w
     )  # fmt: skip
 
 
-def panel_verdict(change: LabelledChange, review: ChangeReview, panel: str, window: int) -> Verdict:
-    """A panel (or the tools alone): the policy's decision blocks unless it approves; its driving findings are scored."""
+def panel_verdict(change: LabelledChange, review: ChangeReview, panel: str, window: int, policy: Policy) -> Verdict:
+    """A panel (or the tools alone): the policy's decision blocks unless it approves; its blocking driving findings are scored."""
     models = review.panels.get(panel, [])
     cost = sum(c.cost_usd for c in review.calls() if c.model in models or any(_fallback_of(c, m) for m in models))
     decision = review.decisions.get(panel)
@@ -202,7 +225,7 @@ def panel_verdict(change: LabelledChange, review: ChangeReview, panel: str, wind
                        match=MatchResult(), cost_usd=cost, error=reason)  # fmt: skip
     missing = [m for m in models if m in review.errors]
     blocked = decision.outcome != Outcome.approve
-    findings = list(decision.findings) if blocked else []
+    findings = [f for f in decision.findings if blocks_decision(f, policy)] if blocked else []
     return Verdict(
         change_id=change.id, defective=change.defective, blocked=blocked, findings=len(findings),
         match=match_findings(findings, change.defects, window), cost_usd=cost,
@@ -233,12 +256,12 @@ def score_set(
                  if call.model == model or _fallback_of(call, model)]  # fmt: skip
         rows.append(score(model, "reviewer", [model], verdicts, calls, run_started_at))
     for panel, models in panels.items():
-        verdicts = [panel_verdict(c, reviews[c.id], panel, window) for c in review_set_changes]
+        verdicts = [panel_verdict(c, reviews[c.id], panel, window, policy) for c in review_set_changes]
         calls = [call for c in review_set_changes for call in reviews[c.id].calls()
                  if call.model in models or any(_fallback_of(call, m) for m in models)]  # fmt: skip
         rows.append(score(panel, "panel", models, verdicts, calls, run_started_at))
     if tools_panel is not None:
-        verdicts = [panel_verdict(c, reviews[c.id], tools_panel, window) for c in review_set_changes]
+        verdicts = [panel_verdict(c, reviews[c.id], tools_panel, window, policy) for c in review_set_changes]
         rows.append(score(tools_panel, "tools", [], verdicts, [], run_started_at))
     return rows
 
