@@ -201,7 +201,7 @@ def test_review_eval_writes_its_outputs(evaluated):
     base = tmp / "store/review-eval/examples"
     for name in ("review-eval.md", "review-eval.json", "review-eval.png", "review-eval.svg"):
         assert (base / name).is_file(), name
-    assert (tmp / "figures/examples.png").is_file() and (tmp / "figures/examples.svg").is_file()
+    assert (tmp / "figures/review-eval-examples.png").is_file() and (tmp / "figures/review-eval-examples.svg").is_file()
     assert "**simulated**" in (base / "review-eval.md").read_text()
     for change in ("filestats-shell", "textkit-kebab-case"):
         assert (base / change / "review.sarif").is_file() and (base / change / "decisions").is_dir()

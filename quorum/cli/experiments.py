@@ -35,7 +35,7 @@ class InputError(ValueError):
 
 
 def _console() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    return Console() if sys.stdout.isatty() else Console(width=250)  # piped (CI logs, tee): the tables are wide
 
 
 def add_commands(sub: argparse._SubParsersAction, default_store: str) -> None:
@@ -339,7 +339,7 @@ def _compare_dry_run(manifest, rosters, policy) -> int:
     console = _console()
     simulated = any(r.simulated for r in rosters)
     table = Table(title="estimated cost per roster" + (f" — {SIMULATED}" if simulated else ""), title_justify="left")
-    for column in ("roster", "expected (alone)", "expected, paid in this comparison", f"worst ({policy.max_rounds} rounds)"):
+    for column in ("roster", "expected (alone)", "expected, paid in this comparison", f"worst alone ({policy.max_rounds} rounds)"):
         table.add_column(column, justify="left" if column == "roster" else "right")
     for row in estimates:
         table.add_row(row.roster, format_usd(row.expected_usd), format_usd(row.expected_paid_usd), format_usd(row.worst_usd))
@@ -403,7 +403,7 @@ def _review_eval(args: argparse.Namespace) -> int:
         return EXIT_BROKEN
     print_eval(report, console)
     store = _open(store_url)
-    copied = _copy_figures(store, report.artifacts, args.figures, eval_id) if store else []
+    copied = _copy_figures(store, report.artifacts, args.figures, f"review-eval-{eval_id}") if store else []
     console.print(f"wall time {time.time() - started:.1f}s; report: {_where(store, store_url, report.artifacts['report_md'])}"
                   f" (and review-eval.json, .png, .svg)" + (f"; figures: {', '.join(copied)}" if copied else ""))  # fmt: skip
     return 0

@@ -344,7 +344,7 @@ def render_eval_markdown(report: ReviewEvalReport) -> str:
         "(further hits on it are duplicates, neither TP nor FP); pooled over the set",
         f"- verification tools: {', '.join(report.tools) or 'none'}; policy {report.policy_version}",
         "- a reviewer alone blocks a change when it raises a blocking finding; a panel when the policy does not "
-        "approve (its driving findings are scored)",
+        "approve (the findings that drove its decision and blocked are scored)",
         "- `*`: on the cost-vs-F1 Pareto front",
         *[f"- {row.name}: no verdict on {row.errors} change(s), left out of its rates" for row in errors],
         "",
