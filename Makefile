@@ -16,7 +16,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export SEMGREP_ENABLE_VERSION_CHECK := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo test lock clean
+.PHONY: setup demo thesis-demo test lock clean
 
 setup: $(VENV)/.installed $(SEMGREP_VENV)/.installed
 
@@ -48,6 +48,14 @@ demo: setup
 	$(BIN)/quorum batch examples/demo.yaml --roster scripted; status=$$?; \
 	if [ $$status -gt 1 ]; then exit $$status; fi; \
 	echo "demo finished: artifacts in .quorum/runs/demo/ (run 'make demo' again: no LLM calls)"
+
+# The thesis in numbers, offline (docs/thesis.md): three scripted rosters on the demo tasks, and the
+# labelled example review set; both tables print, their figures land in docs/figures/.
+thesis-demo: setup
+	$(BIN)/quorum compare examples/demo.yaml --roster examples/rosters/all-premium.yaml \
+	  --roster examples/rosters/premium-plan-cheap-impl.yaml --roster examples/rosters/cheap-only.yaml --figures docs/figures
+	$(BIN)/quorum review-eval examples/review-set/set.yaml --roster scripted \
+	  --roster examples/rosters/premium-reviewers.yaml --figures docs/figures
 
 # Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
 # workers and subprocesses.

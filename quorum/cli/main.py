@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from quorum.cli import experiments
 from quorum.cli.apply_reply import add_apply_reply_parser, run_apply_reply
 
 EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_BROKEN = 0, 1, 2, 3
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("roster")
 
     add_apply_reply_parser(sub)
+    experiments.add_commands(sub, DEFAULT_STORE)  # review, compare, review-eval (quorum/cli/experiments.py)
     return parser
 
 
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "check-roster":
             return _check_roster(args.roster)
+        if args.command in experiments.COMMANDS:
+            return experiments.run(args)
         return _run(args)
     except InputError as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)

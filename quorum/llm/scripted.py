@@ -13,6 +13,14 @@ Script format (YAML), every reply being what a model would return as text (a map
 
 Any reply may instead be a list (one reply per attempt, the last repeating), or a mapping
 `{text: "...", finish_reason: length}` to simulate a truncated reply.
+
+One script can serve several rosters (``quorum compare``): under ``by_model``, a model string maps
+to stages of its own, which replace the shared ones for that model only:
+
+    by_model:
+      scripted/gemini-2.5-flash:
+        plan: {summary: ..., steps: [...]}
+        implement: {1: "...", 2: "..."}
 """
 
 from __future__ import annotations
@@ -44,7 +52,16 @@ def load_script(path: str | Path) -> dict[str, Any]:
 
 
 def select_reply(script: dict[str, Any], *, stage: str, model: str, round_no: int, attempt: int) -> tuple[str, str]:
-    """Pick the scripted reply for one call; returns (text, finish_reason)."""
+    """Pick the scripted reply for one call; returns (text, finish_reason).
+
+    A stage under ``by_model[model]`` wins over the shared stage of that name (reviews there are
+    keyed by round only: the model is already chosen).
+    """
+    overlay = (script.get("by_model") or {}).get(model)
+    if overlay is not None and not isinstance(overlay, dict):
+        raise ScriptError(f"script's by_model entry for {model!r} must be a mapping of stage -> replies")
+    if overlay and stage in overlay:
+        script = {stage: {model: overlay[stage]} if stage == "review" else overlay[stage]}
     if stage not in script:
         raise ScriptError(f"script has no replies for stage {stage!r}")
     entry = script[stage]

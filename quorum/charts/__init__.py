@@ -1,0 +1,1 @@
+"""Figures for experiment reports, drawn with matplotlib (Agg backend, no display needed)."""
