@@ -29,7 +29,7 @@ from quorum.sandbox.isolation import verify_deployment
 from quorum.stages.change_review import changed_regions
 from quorum.stages.review import render_tool_report
 from quorum.tasks.aggregate import aggregate_task
-from quorum.tasks.apply import apply_patch_task
+from quorum.tasks.apply import apply_reply_task
 from quorum.tasks.change import prepare_change_task, read_files_task
 from quorum.tasks.change_review import review_change_task
 from quorum.tasks.limits import ensure_limits_task
@@ -78,7 +78,7 @@ def review_change(
     workspace = ""
     try:
         workspace = prepare_change_task(change, work_root).path
-        patch: PatchResult = apply_patch_task(workspace, change.diff, label=change.id)
+        patch: PatchResult = apply_reply_task(workspace, change.diff, label=change.id)
         if patch.applied and tools:
             reports = _verify(workspace, patch, tools, policy=policy, store_url=store_url, prefix=prefix, label=change.id)
         blocked = any(report.blocking for report in reports)

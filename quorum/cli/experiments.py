@@ -437,13 +437,13 @@ def _eval_dry_run(review_set, reviewers) -> int:
     from quorum.stages.change_review import build_change_review_messages, changed_regions
     from quorum.workspace.change import read_files
     from quorum.workspace.workspace import prepare_workspace, remove_workspace
-    from quorum.edits.patching import apply_patch
+    from quorum.edits import apply_reply
 
     chars = []
     with tempfile.TemporaryDirectory(prefix="quorum-estimate-") as tmp:
         for change in review_set.changes:
             workspace = prepare_workspace(Path(change.repo), Path(tmp), ref=change.base)
-            patch = apply_patch(Path(workspace.path), change.diff)
+            patch = apply_reply(Path(workspace.path), change.diff)
             files = read_files(Path(workspace.path), patch.files) if patch.applied else {}
             remove_workspace(workspace)
             regions = changed_regions(files, touched_lines(change.diff))
