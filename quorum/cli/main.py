@@ -1,5 +1,7 @@
 """`quorum` command line: run one task or a batch, with progress and a summary table.
 
+`quorum context` (quorum/cli/context.py) shows what a model would be given for a task, without a model call.
+
 Exit codes: 0 every task resolved (or approved without acceptance tests); 1 the batch ran but some
 tasks were not resolved; 2 the input is bad (nothing was run); 3 the run itself broke.
 """
@@ -61,11 +63,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-roster", help="validate a roster: models, independence, API keys")
     check.add_argument("roster")
+
+    from quorum.cli import context
+
+    context.add_arguments(sub.add_parser(
+        "context", help="what a model would see for a task: ranked files and code regions (no model call)",
+        description="Rank a repository's files and code regions for a task and assemble the context within a "
+        "token budget: the deterministic part of localization (no model call).",
+    ))  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "context":  # deterministic and quick: no Prefect, no litellm
+        from quorum.cli import context
+
+        try:
+            return context.run(args)
+        except BrokenPipeError:  # `quorum context ... | head`
+            sys.stderr.close()
+            return EXIT_OK
     if args.command != "check-roster":
         _configure_prefect(args)  # before anything imports prefect: its settings are read at import
     try:
