@@ -45,11 +45,11 @@ class BatchDisplay:
 
     def banner(self, manifest, roster, store_url: str) -> None:
         self.console.print(f"[bold]quorum[/bold] batch [cyan]{manifest.batch}[/cyan]: {len(manifest.tasks)} task(s), roster {roster.name}")
-        for stage, model in [("plan", roster.planner), ("implement", roster.implementer)] + [
-            ("review", r) for r in roster.reviewers
-        ]:
+        for stage, model in roster.stage_models():
             priced = f" (scripted, priced as {model.priced_as})" if model.is_scripted else ""
-            self.console.print(f"  {stage:<9} {model.model}{priced}")
+            self.console.print(f"  {stage:<9} {model.model}{priced}, context {model.context_budget(stage)} tokens")
+        if roster.localizer is None:
+            self.console.print("  localize  deterministic ranking (no localizer in the roster)")
         if self.simulated:
             self.console.print("  [yellow]scripted models: replies come from script files; tokens and costs are simulated[/yellow]")
         self.console.print(f"  artifacts: {store_url}")
