@@ -111,3 +111,13 @@ def test_empty_python_files_do_not_break_anything(make_repo, cache_dir, content)
     from quorum.context.rank import rank
 
     assert rank(index, "alpha").files[0].path == "pkg/a.py"
+
+
+def test_a_git_tree_leaves_out_caches_and_environments_git_does_not_ignore(make_repo, cache_dir):
+    repo = make_repo({**FILES, ".venv/lib/site.py": "def vendored():\n    pass\n",
+                      "pkg/__pycache__/a.cpython-311.pyc": b"\x00\x01", ".pytest_cache/v/cache/nodeids": "[]\n",
+                      "pkg.egg-info/PKG-INFO": "Name: pkg\n"})  # fmt: skip
+    git(repo, "init", "-q")
+    index = build_index(repo, cache_dir)
+    assert set(index.files) == set(FILES)
+    assert "vendored" not in index.defs

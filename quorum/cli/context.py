@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"              - {reason}")
     print(f"\ncontext ({sum(r.tokens for r in stage.regions)} tokens of {args.budget}, characters / 4):")
     for region in stage.regions:
-        print(f"  {region.path}:{region.start_line}-{region.end_line}  {region.tokens} tok  {region.reason[:90]}")
+        why = "; ".join(region.reasons)[:90]
+        print(f"  {region.path}:{region.start_line}-{region.end_line}  {region.tokens} tok  {why}")
     if args.show:
         print("\n" + stage.text)
     return EXIT_OK

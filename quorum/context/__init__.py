@@ -7,6 +7,7 @@
     reviewer_context(index, patch, budget)
     repo_map(index, ranking, budget)              # what an LLM `localize` stage reads
     localize_fallback(index, ranking)             # deterministic Localization of the same shape
+    apply_localization(index, ranking, loc)       # a (model's) localization first in the ranking
     context_json(repo, task, budget)              # the stable JSON of `quorum context --json`
 
 Every budgeted function takes `count_tokens: Callable[[str], int]` (default: characters / 4).
@@ -21,7 +22,9 @@ _EXPORTS = {
     "planner_context": "assemble", "implementer_context": "assemble", "reviewer_context": "assemble",
     "select": "assemble", "estimate_tokens": "assemble",
     "repo_map": "repomap",
-    "context_json": "api", "localize_fallback": "api", "default_cache_dir": "api",
+    "context_json": "api", "default_cache_dir": "api",
+    "localize_fallback": "localize", "resolve_localization": "localize", "apply_localization": "localize",
+    "plan_symbols": "assemble", "PLAIN": "render", "Block": "render", "Renderer": "render",
     "parse_query": "query", "Query": "query",
     "RankedFile": "models", "RankedRegion": "models", "ContextRegion": "models", "StageContext": "models",
     "Localization": "models", "SymbolRef": "models", "RepoMap": "models", "Symbol": "models", "FileEntry": "models",

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from .assemble import TokenCounter, estimate_tokens, planner_context, select
-from .index import RepoIndex, build_index
-from .models import Localization, SymbolRef
-from .rank import Ranking, rank
+from .index import build_index
+from .localize import localize_fallback
+from .rank import rank
 
 
 def default_cache_dir() -> Path:
@@ -16,35 +16,6 @@ def default_cache_dir() -> Path:
     from quorum.settings import settings
 
     return settings().index_cache_dir()
-
-
-def localize_fallback(index: RepoIndex, ranking: Ranking, *, max_read: int = 6, max_symbols: int = 6) -> Localization:
-    """Deterministic stand-in for the `localize` stage: the top source files to edit, their neighbours
-    and tests to read, and the best-scored definitions in the files to edit."""
-    sources = [f for f in ranking.files if f.score > 0 and index.files[f.path].kind == "source"]
-    if not sources:
-        sources = [f for f in ranking.files if f.score > 0]
-    edit: list[str] = []
-    if sources:
-        top = sources[0].score
-        edit = [f.path for f in sources[:3] if f.score >= 0.8 * top]
-    read = list(edit)
-    for f in ranking.files:
-        if len(read) >= max_read or f.score <= 0:
-            break
-        if f.path not in read:
-            read.append(f.path)
-    symbols: list[SymbolRef] = []
-    for region in ranking.regions:
-        if region.path in edit and region.kind in ("function", "method", "class"):
-            symbols.append(
-                SymbolRef(
-                    path=region.path, qualname=region.qualname, start_line=region.start_line, end_line=region.end_line
-                )
-            )
-            if len(symbols) >= max_symbols:
-                break
-    return Localization(read_files=read, edit_files=edit, symbols=symbols, source="deterministic")
 
 
 def context_json(

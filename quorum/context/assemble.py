@@ -1,15 +1,17 @@
 """Context per stage, within a token budget (pure except for reading the files' text through the index).
 
 Regions are line spans of files as they are on disk (1-based, inclusive). They are picked greedily in
-priority order, merged when they overlap or nearly touch, and rendered with line numbers:
+priority order, merged when they overlap or nearly touch, and rendered with line numbers as blocks
+(`quorum.context.render`; the pipeline passes the stages' delimited `<file>` renderer):
 
     ### src/click/core.py lines 2356-2420
     2356|    def get_default(self, ctx: Context, call: bool = True) -> t.Any:
     ...
 
-Every budgeted function takes `count_tokens(text) -> int` (the integration passes the stage model's
-counter); the default is an estimate of characters / 4. The rendered text is what is counted, so the
-total never exceeds the budget.
+Every budgeted function takes `count_tokens(text) -> int` (the pipeline passes the stage model's
+tokenizer, litellm's `token_counter`); the default is an estimate of characters / 4. The rendered text
+is what is counted, and a stage's whole text is counted again at the end (dropping the last regions
+picked while it is over), so a budget is never exceeded whatever the counter.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from .index import RepoIndex
-from .models import ContextRegion, StageContext, Symbol
+from .models import ContextRegion, Localization, StageContext, Symbol
 from .python_symbols import split_lines
 from .rank import Ranking, innermost
+from .render import PLAIN, Block, Renderer, numbered
 
 TokenCounter = Callable[[str], int]
 MERGE_GAP = 3  # spans at most this many lines apart are merged (the gap is shown)
@@ -44,10 +47,8 @@ def merge_spans(spans: Iterable[tuple[int, int]], gap: int = MERGE_GAP) -> list[
     return [(s, e) for s, e in out]
 
 
-def render_span(path: str, lines: list[str], start: int, end: int, note: str = "") -> str:
-    head = f"### {path} lines {start}-{end}" + (f" ({note})" if note else "")
-    body = "\n".join(f"{n}|{lines[n - 1]}" for n in range(start, min(end, len(lines)) + 1))
-    return f"{head}\n{body}\n"
+def render_span(path: str, lines: list[str], start: int, end: int, note: str = "", renderer: Renderer = PLAIN) -> str:
+    return renderer.block(Block(path, numbered(lines, start, end), "lines", start, min(end, len(lines)), note))
 
 
 @dataclass
@@ -57,12 +58,14 @@ class _Picker:
     index: RepoIndex
     budget: int
     count: TokenCounter
+    renderer: Renderer = PLAIN
     chosen: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     reasons: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     costs: dict[str, int] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)  # files in the order they were first picked
     _lines: dict[str, list[str]] = field(default_factory=dict)
     _span_cost: dict[tuple[str, int, int], int] = field(default_factory=dict)
+    _history: list[tuple[str, list[tuple[int, int]] | None, int, int]] = field(default_factory=list)
 
     def lines(self, path: str) -> list[str]:
         if path not in self._lines:
@@ -75,7 +78,7 @@ class _Picker:
     def span_cost(self, path: str, start: int, end: int) -> int:
         key = (path, start, end)
         if key not in self._span_cost:
-            self._span_cost[key] = self.count(render_span(path, self.lines(path), start, end))
+            self._span_cost[key] = self.count(render_span(path, self.lines(path), start, end, renderer=self.renderer))
         return self._span_cost[key]
 
     def file_cost(self, path: str, spans: list[tuple[int, int]]) -> int:
@@ -102,12 +105,26 @@ class _Picker:
         cost = self.file_cost(path, merged)
         if self.used - self.costs.get(path, 0) + cost > self.budget:
             return False
+        self._history.append((path, self.chosen.get(path), self.costs.get(path, 0), len(self.reasons.get(path, []))))
         if path not in self.chosen:
             self.order.append(path)
         self.chosen[path] = merged
         self.costs[path] = cost
         for s, e in clamped:
             self.reasons.setdefault(path, []).append((s, e, reason))
+        return True
+
+    def undo(self) -> bool:
+        """Take back the last addition; False when there is none."""
+        if not self._history:
+            return False
+        path, spans, cost, n_reasons = self._history.pop()
+        if spans is None:
+            del self.chosen[path], self.costs[path]
+            self.order.remove(path)
+        else:
+            self.chosen[path], self.costs[path] = spans, cost
+        del self.reasons.setdefault(path, [])[n_reasons:]
         return True
 
     def covers(self, path: str, start: int, end: int) -> bool:
@@ -120,21 +137,27 @@ class _Picker:
                 why = [r for rs, re_, r in self.reasons.get(path, []) if rs <= e and re_ >= s]
                 out.append(
                     ContextRegion(
-                        path=path,
-                        start_line=s,
-                        end_line=e,
-                        tokens=self.span_cost(path, s, e),
-                        reason="; ".join(dict.fromkeys(why))[:300],
+                        path=path, start_line=s, end_line=e, tokens=self.span_cost(path, s, e),
+                        reasons=list(dict.fromkeys(why))[:8],
                     )
-                )
+                )  # fmt: skip
         return out
 
     def render(self) -> str:
         parts = []
         for path in self.order:
             for s, e in self.chosen[path]:
-                parts.append(render_span(path, self.lines(path), s, e))
+                parts.append(render_span(path, self.lines(path), s, e, renderer=self.renderer))
         return "".join(parts)
+
+
+def _within_budget(picker: _Picker, compose: Callable[[], str], budget: int) -> str:
+    """The stage's whole text, counted as a whole: drop the last regions picked while it is over the budget
+    (a tokenizer need not count a concatenation as the sum of its parts)."""
+    text = compose()
+    while picker.count(text) > budget and picker.undo():
+        text = compose()
+    return text
 
 
 def symbol_spans(sym: Symbol) -> list[tuple[int, int]]:
@@ -195,10 +218,11 @@ def select(
     max_files: int = 12,
     whole_file_share: tuple[float, ...] = WHOLE_FILE_SHARE,
     file_focus: float = 2.0,
+    renderer: Renderer = PLAIN,
 ) -> _Picker:
     """Regions of the ranked files into `budget`: whole top files when they fit their share, else the
     best regions (with their enclosing class headers and the file's import header)."""
-    picker = _Picker(index=index, budget=budget, count=count_tokens)
+    picker = _Picker(index=index, budget=budget, count=count_tokens, renderer=renderer)
     file_rank = {f.path: i for i, f in enumerate(ranking.files)}
     near_top = ranking.files[0].score * 0.9 if ranking.files else 0.0
     allowed_files = [
@@ -231,7 +255,7 @@ def select(
             continue
         sym = index.symbol(path, number)
         spans = symbol_spans(sym)
-        reason = f"{sym.qualname} ({region.score:.2f})"
+        reason = f"{sym.qualname} ({region.score:.2f}): " + "; ".join(region.reasons[:2])[:160]
         extras = enclosing_headers(index, path, number)
         if path not in headers_done and file_rank.get(path, 99) < 3:
             extras = extras + file_header(index, path)
@@ -267,22 +291,34 @@ def _symbol_number(index: RepoIndex, path: str, start: int, end: int, qualname: 
 def planner_context(
     index: RepoIndex,
     ranking: Ranking,
-    budget: int = 16_000,
+    budget: int = 18_500,
     count_tokens: TokenCounter = estimate_tokens,
     *,
-    map_budget: int = 2_500,
+    localization: Localization | None = None,
+    map_budget: int | None = None,
+    renderer: Renderer = PLAIN,
 ) -> StageContext:
-    """The planner's context: the repository map (paths + skeletons of top candidates) and the full text
-    of the localized regions (whole files when they fit). `budget` is for the regions; the map has its own."""
+    """The planner's context within `budget`: the repository map (paths + skeletons of the top candidates,
+    `map_budget`, by default min(2,500, budget / 7)) and the full text of the localized regions, whole
+    files when they fit. With a `localization`, its files and symbols come first (docs, changelogs and CI
+    files enter only when localized or ranked next to the top file)."""
+    from .localize import apply_localization
     from .repomap import repo_map
 
-    picker = select(index, ranking, budget, count_tokens)
-    head, middle = "## Repository map\n", "\n## Code (line numbers as on disk)\n"
-    rmap = repo_map(index, ranking, max(0, map_budget - count_tokens(head + middle)), count_tokens)
-    text = head + rmap.text + middle + picker.render()
-    return StageContext(
-        stage="planner", budget=budget + map_budget, regions=picker.regions(), text=text, tokens=count_tokens(text)
-    )
+    if localization is not None:
+        ranking = apply_localization(index, ranking, localization)
+    map_budget = min(2_500, budget // 7) if map_budget is None else map_budget
+    head, middle = renderer.heading("Repository map"), "\n" + renderer.heading("Code (line numbers as on disk)")
+    frame = count_tokens(head + middle)
+    picker = select(index, ranking, max(0, budget - map_budget - frame), count_tokens, renderer=renderer)
+    whole = frozenset(p for p in picker.order if picker.chosen[p] == [(1, index.indexed[p].lines)])
+    rmap = repo_map(index, ranking, max(0, map_budget - frame), count_tokens, renderer=renderer, skip_skeletons=whole)
+    text = _within_budget(picker, lambda: head + rmap.text + middle + picker.render(), budget)
+    notes = [f"repository map: {rmap.paths} paths, skeletons of {', '.join(rmap.skeletons) or 'none'} ({rmap.tokens} tokens)"]
+    if localization is not None:
+        notes.append(localization.summary())
+    return StageContext(stage="plan", budget=budget, regions=picker.regions(), text=text, tokens=count_tokens(text),
+                        notes=notes)  # fmt: skip
 
 
 def _resolve_symbol(index: RepoIndex, ref: str) -> list[tuple[str, int]]:
@@ -310,11 +346,12 @@ def implementer_context(
     *,
     ranking: Ranking | None = None,
     max_tests: int = 4,
+    renderer: Renderer = PLAIN,
 ) -> StageContext:
     """What the implementer edits from: the regions the plan names (symbols as `path:Qual.name`,
     `Qual.name` or `path:START-END`), their enclosing definitions and the file's import header, then
     the tests that exercise them; whole plan files when they fit. Exact line numbers throughout."""
-    picker = _Picker(index=index, budget=budget, count=count_tokens)
+    picker = _Picker(index=index, budget=budget, count=count_tokens, renderer=renderer)
     targets: list[tuple[str, int]] = []
     ranges: list[tuple[str, int, int]] = []
     for ref in plan_symbols:
@@ -366,14 +403,39 @@ def implementer_context(
         picker.try_add(path, [(sym.start_line, sym.end_line)], f"test exercising {', '.join(sorted(names))[:80]}")
     # then whatever the ranking adds, while there is room
     if ranking is not None and picker.used < budget:
-        rest = select(index, ranking, budget - picker.used, count_tokens, whole_file_share=())
+        rest = select(index, ranking, budget - picker.used, count_tokens, whole_file_share=(), renderer=renderer)
         for path in rest.order:
             for s, e in rest.chosen[path]:
                 picker.try_add(path, [(s, e)], "ranked for the task")
-    text = picker.render()
-    return StageContext(
-        stage="implementer", budget=budget, regions=picker.regions(), text=text, tokens=count_tokens(text)
-    )
+    text = _within_budget(picker, picker.render, budget)
+    unresolved = [ref for ref in plan_symbols if not re.fullmatch(r"(.+):(\d+)(?:-(\d+))?", ref)
+                  and not _resolve_symbol(index, ref)]  # fmt: skip
+    notes = [f"plan files: {', '.join(files) or 'none in the repository'}"]
+    if unresolved:
+        notes.append(f"not found in the repository: {', '.join(unresolved[:10])}")
+    return StageContext(stage="implement", budget=budget, regions=picker.regions(), text=text,
+                        tokens=count_tokens(text), notes=notes)  # fmt: skip
+
+
+def plan_symbols(index: RepoIndex, plan_text: str, files: list[str]) -> list[str]:
+    """The definitions a plan names (as code: backticks, calls, dotted or snake/Camel names) in the files it
+    is about, as `path:Qual.name` refs; a dotted `Class.method` anywhere in the repository too."""
+    from .query import parse_query
+
+    query = parse_query(plan_text)
+    out: list[str] = []
+    for dotted in query.dotted:
+        for path, number in _resolve_symbol(index, dotted):
+            if index.symbol(path, number).qualname.endswith(dotted.split(".", 1)[-1]):
+                out.append(f"{path}:{index.symbol(path, number).qualname}")
+    names = set(query.code)
+    for path in files:
+        if path not in index.indexed:
+            continue
+        for sym in index.symbols(path):
+            if sym.kind in ("class", "function", "method") and (sym.name in names or sym.qualname in names):
+                out.append(f"{path}:{sym.qualname}")
+    return list(dict.fromkeys(out))
 
 
 def exercising_tests(index: RepoIndex, files: list[str], names: set[str]) -> list[tuple[str, int]]:
@@ -438,12 +500,17 @@ def reviewer_context(
     *,
     max_callers: int = 6,
     max_tests: int = 4,
+    include_patch: bool = True,
+    renderer: Renderer = PLAIN,
 ) -> StageContext:
     """What a reviewer judges: the patch, the patched definitions in full (in the patched tree: build the
-    index on the workspace after the patch), then their callers and the tests that exercise them."""
-    patch_text = "## Patch\n" + patch.rstrip("\n") + "\n"
-    patch_cost = count_tokens(patch_text)
-    picker = _Picker(index=index, budget=max(0, budget - patch_cost), count=count_tokens)
+    index on the workspace after the patch), then their callers and the tests that exercise them.
+
+    The patch counts against the budget. With `include_patch=False` the text leaves it out (the review
+    prompt carries it in a block of its own) but `tokens` still counts it."""
+    patch_text = renderer.heading("Patch") + patch.rstrip("\n") + "\n"
+    patch_cost = count_tokens(patch_text if include_patch else patch)
+    picker = _Picker(index=index, budget=max(0, budget - patch_cost), count=count_tokens, renderer=renderer)
     changed = patched_lines(patch)
     touched: list[tuple[str, int]] = []
     for path, lines in changed.items():
@@ -486,5 +553,13 @@ def reviewer_context(
     for path, number in exercising_tests(index, list(changed), names)[:max_tests]:
         sym = index.symbol(path, number)
         picker.try_add(path, [(sym.start_line, sym.end_line)], "test exercising the patched code")
-    text = patch_text + "## Patched code and its neighbours (line numbers after the patch)\n" + picker.render()
-    return StageContext(stage="reviewer", budget=budget, regions=picker.regions(), text=text, tokens=count_tokens(text))
+    head = (patch_text if include_patch else "") + renderer.heading(
+        "Patched code and its neighbours (line numbers after the patch)"
+    )
+    extra = 0 if include_patch else patch_cost
+    text = _within_budget(picker, lambda: head + picker.render(), budget - extra)
+    notes = [f"patch: {patch_cost} tokens" + ("" if include_patch else " (in the prompt's own <patch> block)")]
+    if patch_cost > budget:
+        notes.append("the patch alone exceeds the budget: no other code shown")
+    return StageContext(stage="review", budget=budget, regions=picker.regions(), text=text,
+                        tokens=count_tokens(text) + extra, notes=notes)  # fmt: skip

@@ -144,7 +144,12 @@ def _git_paths(root: str) -> list[str] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     names = {raw.decode("utf-8", "surrogateescape") for raw in out.split(b"\0") if raw}
-    return sorted(names)
+    return sorted(name for name in names if not _in_skipped_dir(name))
+
+
+def _in_skipped_dir(path: str) -> bool:
+    """Under a folder no index wants (caches, virtual environments, VCS data), even when git does not ignore it."""
+    return any(part in SKIP_DIRS or part.endswith(".egg-info") for part in path.split("/")[:-1])
 
 
 def _walk_paths(root: str) -> list[str]:

@@ -13,11 +13,13 @@ Cache (in a directory the caller gives; nothing is written inside the repository
 
 from __future__ import annotations
 
+import copy
 import gc
 import hashlib
 import os
 import pickle
 import time
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,10 +194,13 @@ def build_index(
     *,
     max_file_bytes: int = fs.MAX_FILE_BYTES,
     workers: int | None = None,
+    memo: MutableMapping[str, RepoIndex] | None = None,
 ) -> RepoIndex:
     """The index of the tree at `repo`; loaded from `cache_dir` when the tree is unchanged.
 
-    Without `cache_dir` everything is built in memory and nothing is written.
+    Without `cache_dir` everything is built in memory and nothing is written. With `memo` (a mapping the
+    caller keeps, by tree key), an index already in it is returned without unpickling: a copy rooted at
+    `repo`, so several workspaces of the same content can each read their own files.
     """
     t0 = time.perf_counter()
     root = os.path.realpath(repo)
@@ -208,6 +213,11 @@ def build_index(
     gc.disable()  # the index is many small objects: the cyclic collector only slows loading and building
     try:
         rows, fresh, key = scan_tree(root, cache, max_file_bytes)
+        if memo is not None and key in memo:
+            found = copy.copy(memo[key])
+            found.root = root
+            found.stats = {**found.stats, "warm": True, "memo": True, "seconds": round(time.perf_counter() - t0, 3)}
+            return found
         if cache:
             index_path = cache / f"index-{key[:32]}.pkl"
             if index_path.exists():
@@ -216,13 +226,18 @@ def build_index(
                     loaded.root = root
                     loaded.stats = {**loaded.stats, "warm": True, "seconds": round(time.perf_counter() - t0, 3)}
                     os.utime(index_path)
-                    return loaded
+                    if memo is not None:
+                        memo[key] = loaded
+                    return copy.copy(loaded) if memo is not None else loaded
         index = _build(root, cache, rows, fresh, key, max_file_bytes, workers)
     finally:
         if gc_was:
             gc.enable()
     index.stats["seconds"] = round(time.perf_counter() - t0, 3)
     index.stats["warm"] = False
+    if memo is not None:
+        memo[key] = index
+        return copy.copy(index)
     return index
 
 

@@ -5,7 +5,8 @@ Two families:
 - the *index* (`FileEntry`, `Symbol`, `Unit`, `ImportRef`, `FileParse`): plain slotted dataclasses,
   built once per tree and pickled into the cache, so loading a warm index is cheap;
 - the *results* handed to the pipeline and printed by the command line (`RankedFile`, `RankedRegion`,
-  `ContextRegion`, `StageContext`, `Localization`, `RepoMap`): pydantic models.
+  `ContextRegion`, `StageContext`, `Localization`, `RepoMap`): pydantic models. `ContextRegion` and the
+  record part of `StageContext` are the domain's (`quorum.domain.models`), as stored in context.json.
 
 Line numbers are 1-based and inclusive everywhere, and refer to the files as they are on disk.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
+
+from quorum.domain.models import ContextSpan, StageContextRecord
 
 # ------------------------------------------------------------------------------------------- index
 
@@ -105,29 +108,32 @@ class RankedRegion(BaseModel):
     reasons: list[str] = Field(default_factory=list)
 
 
-class ContextRegion(BaseModel):
-    path: str
-    start_line: int
-    end_line: int
-    tokens: int
-    reason: str = ""
+# A region a model is shown, and what one stage's model is given: the records kept in context.json
+# (quorum.domain.models), plus the rendered text itself.
+ContextRegion = ContextSpan
 
 
-class StageContext(BaseModel):
-    """What one stage's model is given: the regions (with line numbers) and the rendered text."""
+class StageContext(StageContextRecord):
+    """What one stage's model is given: the regions (with line numbers), the rendered text and its tokens."""
 
-    stage: str
-    budget: int
-    regions: list[ContextRegion] = Field(default_factory=list)
     text: str = ""
-    tokens: int = 0  # tokens of `text` as counted by the stage's counter
+
+    def record(self, model: str = "") -> StageContextRecord:
+        """The record without the text (for context.json and the task's result)."""
+        data = self.model_dump(exclude={"text"})
+        if model:
+            data["model"] = model
+        return StageContextRecord.model_validate(data)
 
 
 class SymbolRef(BaseModel):
+    """A definition to read or edit; lines are 0 until resolved against the index."""
+
     path: str
     qualname: str
-    start_line: int
-    end_line: int
+    start_line: int = 0
+    end_line: int = 0
+    edit: bool = True
 
 
 class Localization(BaseModel):
@@ -135,12 +141,24 @@ class Localization(BaseModel):
 
     read_files: list[str] = Field(default_factory=list)
     edit_files: list[str] = Field(default_factory=list)
+    new_files: list[str] = Field(default_factory=list, description="Files the change will create.")
     symbols: list[SymbolRef] = Field(default_factory=list)
-    source: str = "deterministic"
+    source: str = Field(default="deterministic", description="'model' (the localize stage) or 'deterministic'.")
+    notes: list[str] = Field(default_factory=list, description="Why the fallback stood in; names that did not resolve.")
+
+    def standing_in(self, reason: str) -> Localization:
+        """This (deterministic) localization standing in for the model's, with the reason noted."""
+        return self.model_copy(update={"source": "deterministic", "notes": [*self.notes, reason[:500]]})
+
+    def summary(self) -> str:
+        symbols = ", ".join(f"{s.path}:{s.qualname}" for s in self.symbols[:6]) or "none"
+        return (f"localization ({self.source}): edit {', '.join(self.edit_files) or 'none'}; "
+                f"read {', '.join(self.read_files[:6]) or 'none'}; symbols {symbols}"
+                + (f"; new files {', '.join(self.new_files)}" if self.new_files else ""))  # fmt: skip
 
 
 class RepoMap(BaseModel):
     text: str
     tokens: int
-    paths: int  # paths listed
+    paths: int  # indexed paths (all listed, or deep folders folded into counts when they do not fit)
     skeletons: list[str] = Field(default_factory=list)  # files whose skeleton is shown
