@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import textwrap
 
-from quorum.context.api import localize_fallback
+from quorum.context.localize import localize_fallback
 from quorum.context.assemble import select
 from quorum.context.index import build_index
 from quorum.context.rank import rank
@@ -179,3 +179,27 @@ def test_binary_symlink_and_bad_files_are_listed_with_reasons(make_repo, cache_d
     assert "secret_function" not in index.defs
     ranking = rank(index, "secret_function is broken")
     assert all(f.path == "pkg/mod.py" or f.path not in ("pkg/blob.bin", "pkg/link.py") for f in ranking.files)
+
+
+WARNING_HEAVY = {
+    "pkg/core.py": "".join(
+        f"def old_api_{i}(value):\n    if isinstance(value, bytes):\n"
+        f"        warnings.warn('old_api_{i} takes text: bytes are deprecated, a warning', DeprecationWarning)\n"
+        f"    return value\n\n\n"
+        for i in range(6)
+    ).replace("def old_api_0", "import warnings\n\n\ndef old_api_0"),
+    "pkg/paths.py": "def is_dash(value):\n    return value in (b'-', '-')\n\n\ndef clean(value):\n    return value.strip()\n",
+}
+
+
+def test_the_category_word_of_an_undefined_exception_does_not_outweigh_its_stem(make_repo, cache_dir):
+    from quorum.context.query import parse_query
+    from quorum.context.rank import generic_suffixes_dropped
+
+    index = build_index(make_repo(WARNING_HEAVY), cache_dir)
+    task = "Comparing a value triggers `BytesWarning` under `python -bb`"
+    assert "warn" not in generic_suffixes_dropped(parse_query(task), index)
+    ranking = rank(index, task)
+    assert (ranking.regions[0].path, ranking.regions[0].qualname) == ("pkg/paths.py", "is_dash")
+    # a category word the task uses on its own still counts
+    assert "warn" in generic_suffixes_dropped(parse_query("`BytesWarning`: the warning is shown twice"), index)

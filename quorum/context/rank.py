@@ -3,7 +3,9 @@ with the reasons it was chosen.
 
 Region (= symbol: function, method, class's own lines, module top-level chunk, text chunk) score:
 
-    W_BM25 * bm25(region) / max bm25(region)                          lexical (task tokens + 0.5 * abbreviations)
+    W_BM25 * bm25(region) / max bm25(region)                          lexical (task tokens + 0.5 * abbreviations;
+                                                                      the category word of an exception the repo
+                                                                      does not define left out: BytesWarning -/-> warn)
   + sum over task identifiers naming it   W_* / (1 + ln(#places with that name))
         dotted name `A.b` or module path + name (3.0) > code identifier (1.5) > assignment (0.8)
         > parameter (0.6) > plain word equal to a defined name (0.5)
@@ -127,6 +129,20 @@ def is_exception_class(index: RepoIndex, path: str, number: int, _depth: int = 0
                 if (p, i) != (path, number) and is_exception_class(index, p, i, _depth + 1):
                     return True
     return False
+
+
+def generic_suffixes_dropped(q: Query, index: RepoIndex) -> list[str]:
+    """The task's BM25 tokens without the category word of an exception or warning the repository does not
+    define (`BytesWarning` -> 'byt' and the compound stay, 'warn' goes): every module warns or raises, so
+    the suffix matches everywhere and says nothing about where the code is. A category word the task uses
+    on its own ('a warning is shown') stays."""
+    drop: set[str] = set()
+    for name in q.code:
+        if is_exception_name(name) and name not in index.defs:
+            suffix = next(s for s in _EXC_SUFFIXES if name.endswith(s))
+            drop.update(expand(suffix))
+    prose = {t for word in q.words for t in expand(word)}
+    return [t for t in q.tokens if t not in drop or t in prose]
 
 
 def references(index: RepoIndex, name: str) -> list[int]:
@@ -291,7 +307,8 @@ def rank(
 
     # ---- lexical
     extra = [t for word in dict.fromkeys(q.words) for t in expansions(word) if t not in q.tokens]
-    unit_scores = bm25_scores(index.unit_bm25, q.tokens) if index.units else np.zeros(0)
+    query_tokens = generic_suffixes_dropped(q, index)
+    unit_scores = bm25_scores(index.unit_bm25, query_tokens) if index.units else np.zeros(0)
     if extra and unit_scores.size:
         unit_scores = unit_scores + w.expansion * bm25_scores(index.unit_bm25, extra)
     if unit_scores.size and unit_scores.max() > 0:
