@@ -12,7 +12,7 @@ from quorum.llm.client import ask_structured
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
 from quorum.stages.plan import render_plan_markdown
-from quorum.stages.prompting import delimit, render_repository
+from quorum.stages.prompting import delimit, render_context
 from quorum.stages.templates import load_template
 
 
@@ -31,10 +31,11 @@ def render_findings(findings: list[Finding]) -> str:
 
 
 def build_implement_messages(
-    task_text: str, files: dict[str, str], plan: Plan, round_no: int, feedback: list[str], findings: list[Finding]
+    task_text: str, context: str, plan: Plan, round_no: int, feedback: list[str], findings: list[Finding]
 ) -> list[dict[str, str]]:
+    """`context`: the implementer's repository context (the regions the plan names, line-numbered <file> blocks)."""
     system = TEMPLATE.render("system")
-    parts = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan)), render_repository(files)]
+    parts = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan)), render_context(context)]
     if round_no > 1:
         report = "\n".join(f"- {reason}" for reason in feedback) + "\n\nFindings:\n" + render_findings(findings)
         parts.append(TEMPLATE.render("revision", round=round_no, report=delimit("report", report)))
@@ -53,13 +54,13 @@ def parse_patch_reply(text: str) -> str:
 def run_implement(
     spec: TaskSpec,
     implementer: StageModel,
-    files: dict[str, str],
+    context: str,
     plan: Plan,
     round_no: int,
     feedback: list[str],
     findings: list[Finding],
 ) -> ImplementOutput:
-    messages = build_implement_messages(spec.task, files, plan, round_no, feedback, findings)
+    messages = build_implement_messages(spec.task, context, plan, round_no, feedback, findings)
     replies: dict[str, str] = {}
 
     def parse(text: str) -> str:
