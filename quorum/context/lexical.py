@@ -7,6 +7,7 @@ above a match on its parts. English and Python stop words are dropped.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from functools import lru_cache
@@ -14,11 +15,23 @@ from functools import lru_cache
 import bm25s
 import numpy as np
 
+# bm25s sets its own logger to DEBUG at import, so every index build would reach the run's log handlers.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
+
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 STOP_WORDS = frozenset(
-    ["a", "an", "the", "and", "or", "not", "no", "nor", "but", "if", "then", "else", "elif", "of", "to", "in", "on", "at", "by", "for", "from", "with", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "there", "here", "we", "you", "they", "he", "she", "i", "me", "my", "our", "your", "their", "them", "us", "do", "does", "did", "done", "doing", "have", "has", "had", "having", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "also", "only", "just", "so", "than", "too", "very", "when", "where", "which", "who", "whom", "whose", "what", "why", "how", "all", "any", "each", "both", "few", "more", "most", "other", "some", "such", "own", "same", "into", "onto", "over", "under", "again", "further", "once", "about", "above", "below", "between", "through", "during", "before", "after", "up", "down", "out", "off", "until", "while", "because", "per", "via", "vs", "etc", "eg", "ie", "def", "self", "cls", "return", "none", "true", "false", "import", "class", "pass", "raise", "try", "except", "finally", "lambda", "yield", "global", "nonlocal", "assert", "del", "elif", "async", "await", "args", "kwargs"]
+    """
+    a an the and or not no nor but if then else elif of to in on at by for from with as is are was were be
+    been being it its this that these those there here we you they he she i me my our your their them us
+    do does did done doing have has had having will would shall should can could may might must also only
+    just so than too very when where which who whom whose what why how all any each both few more most other
+    some such own same into onto over under again further once about above below between through during
+    before after up down out off until while because per via vs etc eg ie
+    def self cls return none true false import class pass raise try except finally lambda yield global
+    nonlocal assert del elif async await args kwargs
+    """.split()
 )
 
 _SUFFIXES = (

@@ -17,7 +17,8 @@ _TRAILER = re.compile(r"^\s*[\w-]+-by:.*$", re.IGNORECASE | re.MULTILINE)
 _MERGE = re.compile(r"^Merge (?:pull request|branch) #?\S* from (?:[^/\s]+/)?(\S+)$", re.MULTILINE)
 # commit-message boilerplate: not evidence of where the code is
 _TASK_STOP = frozenset(
-    ["fix", "fixes", "fixed", "fixing", "close", "closes", "closed", "closing", "resolve", "resolves", "resolved", "ref", "refs", "wip", "squashed", "merge", "don", "doesn", "didn", "isn", "aren", "wasn", "won", "shouldn", "couldn", "wouldn", "issue", "issues"]
+    "fix fixes fixed fixing close closes closed closing resolve resolves resolved ref refs wip squashed merge "
+    "don doesn didn isn aren wasn won shouldn couldn wouldn issue issues".split()
 )
 _ISSUE_REF = re.compile(r"(?:\b[\w.-]+/[\w.-]+)?#\d+\b|\bGH-\d+\b")
 _URL = re.compile(r"https?://\S+")
