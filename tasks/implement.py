@@ -15,11 +15,11 @@ from quorum.tasks.llm_options import LLM_TASK_OPTIONS
 def implement_task(
     spec: TaskSpec,
     implementer: StageModel,
-    files: dict[str, str],
+    context: str,
     plan: Plan,
     round_no: int,
     feedback: list[str],
     findings: list[Finding],
     prompt_version: str = PROMPT_VERSION,
 ) -> ImplementOutput:
-    return run_implement(spec, implementer, files, plan, round_no, feedback, findings)
+    return run_implement(spec, implementer, context, plan, round_no, feedback, findings)

@@ -185,20 +185,23 @@ def _configure_prefect(args: argparse.Namespace) -> None:
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(Path(cache_dir).resolve()))
 
 
-def _dry_run(manifest, roster, policy) -> int:
+def _dry_run(manifest, roster, policy, store: str) -> int:
     from quorum.cli.display import print_estimate
     from quorum.domain.estimate import estimate_batch, estimate_task
     from quorum.llm.pricing import litellm_price
-    from quorum.stages.sizes import prompt_sizes
-    from quorum.workspace.workspace import prepare_workspace, read_context, remove_workspace
+    from quorum.settings import settings
+    from quorum.stages.sizes import estimated_prompt_sizes
+    from quorum.workspace.workspace import prepare_workspace, remove_workspace
 
     estimates = []
+    index_cache = settings().index_cache_dir(store)
     with tempfile.TemporaryDirectory(prefix="quorum-estimate-") as tmp:
         for spec in manifest.tasks:
             workspace = prepare_workspace(Path(spec.repo), Path(tmp), ref=spec.ref)
-            files = read_context(Path(workspace.path))
-            remove_workspace(workspace)
-            sizes = prompt_sizes(spec.task, files)
+            try:  # each stage's context as the pipeline builds it, within each model's budget
+                sizes = estimated_prompt_sizes(spec.task, workspace.path, index_cache, roster)
+            finally:
+                remove_workspace(workspace)
             estimates.append(estimate_task(spec.id, sizes, roster, policy.max_rounds, litellm_price))
     print_estimate(estimate_batch(estimates, roster, policy.max_rounds), simulated=roster.simulated)
     return EXIT_OK
@@ -207,7 +210,7 @@ def _dry_run(manifest, roster, policy) -> int:
 def _run(args: argparse.Namespace) -> int:
     manifest, roster, policy = _load_inputs(args)
     if getattr(args, "dry_run", False):
-        return _dry_run(manifest, roster, policy)
+        return _dry_run(manifest, roster, policy, args.store)
     store_url = args.store if "://" in args.store or args.store.startswith("block:") else str(Path(args.store).resolve())
 
     from quorum.cli.display import BatchDisplay
