@@ -63,7 +63,7 @@ def test_each_round_stores_what_every_stage_saw(prefect_harness, tmp_path):
     by_stage = {s["stage"]: s for s in context["stages"]}
     assert any("localization (model): edit textkit/__init__.py" in n for n in by_stage["localize"]["notes"])
     plan = by_stage["plan"]
-    assert plan["budget"] == 18_500 and 0 < plan["tokens"] <= plan["budget"]
+    assert plan["budget"] == 12_000 and 0 < plan["tokens"] <= plan["budget"]
     # the planner saw the localized file whole, with its reasons; every region has lines and tokens
     init = next(r for r in plan["regions"] if r["path"] == "textkit/__init__.py")
     lines = (TEXTKIT / "repo/textkit/__init__.py").read_text().splitlines()

@@ -292,7 +292,7 @@ def pipeline_contexts(tmp_path_factory, script) -> dict[str, str]:
     given = views.localize_input(source, cache, task_text, 16_000, renderer=PROMPT_RENDERER)
     localization = parse_localization(json.dumps(script["localize"]), set(given.paths))
     plan = Plan.model_validate(script["plan"])
-    planner = views.planner_view(source, cache, task_text, localization, 18_500, renderer=PROMPT_RENDERER)
+    planner = views.planner_view(source, cache, task_text, localization, 12_000, renderer=PROMPT_RENDERER)
     implementer = views.implementer_view(source, cache, task_text, render_plan_markdown(plan), plan.files_to_change,
                                          localization, 16_000, renderer=PROMPT_RENDERER)  # fmt: skip
     patched = prepare_workspace(EXAMPLE / "repo", tmp_path_factory.mktemp("injection-patched")).path

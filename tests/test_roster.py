@@ -101,7 +101,7 @@ def test_localizer_and_context_budgets_per_model():
     default = load_roster("default")
     assert default.localizer is not None and default.localizer.model == "gemini/gemini-2.5-flash"
     assert [stage for stage, _ in default.stage_models()] == ["localize", "plan", "implement", "review", "review"]
-    assert default.planner.context_budget("plan") == 18_500 and default.implementer.context_budget("implement") == 16_000
+    assert default.planner.context_budget("plan") == 12_000 and default.implementer.context_budget("implement") == 16_000
     scripted = load_roster("scripted")
     assert scripted.localizer.model == "scripted/gemini-2.5-flash" and scripted.localizer.pricing_model == "gemini/gemini-2.5-flash"
     assert scripted.localizer.context_budget("localize") == 16_000  # the stage default

@@ -291,7 +291,7 @@ def _symbol_number(index: RepoIndex, path: str, start: int, end: int, qualname: 
 def planner_context(
     index: RepoIndex,
     ranking: Ranking,
-    budget: int = 18_500,
+    budget: int = 12_000,
     count_tokens: TokenCounter = estimate_tokens,
     *,
     localization: Localization | None = None,

@@ -18,9 +18,10 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 SCRIPTED_PROVIDER = "scripted"
 # Tokens of repository context each stage's model is given when its roster entry sets no `context_tokens`
-# (counted with that model's tokenizer). The planner's covers the repository map (2,500) and the code
-# regions (16,000); see docs/context.md.
-DEFAULT_CONTEXT_TOKENS = {"localize": 16_000, "plan": 18_500, "implement": 16_000, "review": 16_000}
+# (counted with that model's tokenizer). The planner's covers the repository map (1/7 of it, at most 2,500)
+# and the code regions: smaller than the others, because the premium model's tokens cost most and the
+# localizer has already narrowed the code down (docs/context.md has the trade-off measured).
+DEFAULT_CONTEXT_TOKENS = {"localize": 16_000, "plan": 12_000, "implement": 16_000, "review": 16_000}
 MIN_CONTEXT_TOKENS = 1_000
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
