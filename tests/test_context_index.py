@@ -121,3 +121,29 @@ def test_a_git_tree_leaves_out_caches_and_environments_git_does_not_ignore(make_
     index = build_index(repo, cache_dir)
     assert set(index.files) == set(FILES)
     assert "vendored" not in index.defs
+
+
+def test_many_files_are_analysed_in_worker_processes_even_from_a_threaded_process(make_repo, cache_dir, monkeypatch):
+    """A Prefect run has threads: workers then come from a fork server, never a fork of the run itself."""
+    import threading
+
+    import quorum.context.index as index_module
+
+    monkeypatch.setattr(index_module, "PARALLEL_MIN_FILES", 10)
+    files = {f"pkg/m{i}.py": f"def function_{i}(x):\n    return x + {i}\n" for i in range(30)}
+    repo = make_repo(files)
+    serial = build_index(repo, workers=1)
+    methods: list[str | None] = []
+    original = index_module._start_method
+    monkeypatch.setattr(index_module, "_start_method", lambda: methods.append(original()) or methods[-1])
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        parallel = build_index(repo, cache_dir, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert methods == ["forkserver"]
+    assert parallel.stats["parsed"] == 30 and parallel.defs.keys() == serial.defs.keys()
+    assert [parallel.symbols(p) for p in sorted(files)] == [serial.symbols(p) for p in sorted(files)]

@@ -18,6 +18,7 @@ import gc
 import hashlib
 import os
 import pickle
+import threading
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -168,17 +169,26 @@ def _analyze_job(job: tuple[str, str, str, str, str | None]) -> tuple:
     return sha, (pack("", parse), parse.unit_tokens, parse.imports, parse.assigns)
 
 
+def _start_method() -> str | None:
+    """'fork' (cheapest) from a single-threaded process; from a threaded one (a Prefect run: task runner
+    threads, its event loop) forking could copy a lock another thread holds, so 'forkserver' (workers forked
+    from a fresh server process). None when neither exists here (then the files are analysed in-process)."""
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    if threading.active_count() == 1 and "fork" in methods:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else None
+
+
 def _analyze_many(jobs: list[tuple], workers: int) -> list[tuple]:
     if workers > 1 and len(jobs) >= PARALLEL_MIN_FILES:
         import multiprocessing
 
-        try:
-            ctx = multiprocessing.get_context("fork")
-        except ValueError:
-            ctx = None
-        if ctx is not None:
+        method = _start_method()
+        if method is not None:
             remote = [(root, path, sha, language, None) for root, path, sha, language, _ in jobs]
-            with ctx.Pool(workers, initializer=gc.disable) as pool:
+            with multiprocessing.get_context(method).Pool(workers, initializer=gc.disable) as pool:
                 return pool.map(_analyze_job, remote, chunksize=16)
     return [_analyze_job(job) for job in jobs]
 
