@@ -235,7 +235,8 @@ def select(
     for rank_pos, path in enumerate(allowed_files[: len(whole_file_share)]):
         whole = index.indexed[path].lines
         if whole and picker.file_cost(path, [(1, whole)]) <= budget * whole_file_share[rank_pos]:
-            picker.try_add(path, [(1, whole)], f"whole file (rank {file_rank[path] + 1})")
+            why = ranking.files[file_rank[path]].reasons[:1]
+            picker.try_add(path, [(1, whole)], f"whole file (rank {file_rank[path] + 1})" + "".join(f": {r[:120]}" for r in why))
     # 2. regions by score, weighted by their file's standing (files -> regions, as in hierarchical localization)
     top_score = ranking.files[0].score if ranking.files and ranking.files[0].score > 0 else 1.0
     file_score = {f.path: f.score for f in ranking.files}
