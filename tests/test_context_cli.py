@@ -83,3 +83,10 @@ def test_the_command_imports_neither_prefect_nor_litellm(make_repo, cache_dir, t
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "LOADED []" in out.stderr
+
+
+def test_the_localization_bench_says_how_to_lay_out_a_missing_corpus(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "localize.py"), "--corpus", str(tmp_path / "none")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode != 0
+    assert f"no corpus at {tmp_path / 'none'}" in out.stderr and "materialize.py" in out.stderr
