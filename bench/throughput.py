@@ -151,17 +151,19 @@ def task_specs(count: int, label: str):
     ]
 
 
-def repository_files() -> dict[str, str]:
+def repository_files() -> str:
+    """The example repository as every stage's context: its files whole, as line-numbered <file> blocks."""
+    from quorum.stages.prompting import render_files
     from quorum.workspace.workspace import read_context
 
-    return read_context(EXAMPLE / "repo")
+    return render_files(read_context(EXAMPLE / "repo"))
 
 
-def repository_digest(files: dict[str, str]) -> str:
-    """The example repository's content identity: the implement stage's cache key for its dry run."""
+def repository_digest(files: str) -> str:
+    """The example repository's content identity (its rendered text): the implement stage's cache key for its dry run."""
     import hashlib
 
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(files.encode()).hexdigest()
 
 
 # The implement stage dry-runs each reply on a clean copy of the repository, as in the pipeline: here
@@ -221,7 +223,7 @@ def make_batch_flow(parallel: int):
         return {"started": started, "finished": finished, "stages": rows, "marks": marks}
 
     @flow(name="quorum-throughput-bench", log_prints=False)
-    def llm_batch(specs: list, roster, files: dict[str, str]) -> dict[str, Any]:
+    def llm_batch(specs: list, roster, files: str) -> dict[str, Any]:
         flow_started = time.monotonic()
         ensure_limits_task(roster, reserve=parallel)  # create the limits; lease slots while the server is quiet
         work_started = time.monotonic()

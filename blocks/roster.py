@@ -18,12 +18,12 @@ from quorum.domain.roster import Roster, RosterError, validation_summary
 from quorum.inputs.rosters import load_roster
 
 # Block fields that map one-to-one onto top-level roster keys (None / empty means "not set").
-_DIRECT_KEYS = ("planner", "implementer", "reviewers", "limits", "task_budget_usd", "batch_budget_usd")
+_DIRECT_KEYS = ("localizer", "planner", "implementer", "reviewers", "limits", "task_budget_usd", "batch_budget_usd")
 
 
 class QuorumRoster(Block):
-    """The model roster for quorum pipelines: which model plans, implements and reviews, with
-    provider limits and budgets. Validated with quorum's roster rules when a flow loads it.
+    """The model roster for quorum pipelines: which model localizes, plans, implements and reviews,
+    with context budgets, provider limits and spending budgets. Validated with quorum's roster rules when a flow loads it.
 
     Example:
         Load a saved roster and use it in a flow:
@@ -43,6 +43,14 @@ class QuorumRoster(Block):
         "e.g. roster='block:nightly'."
     )
 
+    localizer: dict[str, Any] | None = Field(
+        default=None,
+        title="Localizer",
+        description=(
+            'The localize stage (a cheap long-context model that names the files and symbols a task is about), '
+            'e.g. {"model": "gemini/gemini-2.5-flash", "context_tokens": 16000}; empty: the deterministic ranking.'
+        ),
+    )
     planner: dict[str, Any] = Field(
         title="Planner",
         description=(

@@ -1,7 +1,9 @@
-"""One (repository, task) pair: prepare → plan → rounds of (implement → apply → verify → review → aggregate) → acceptance.
+"""One (repository, task) pair: prepare → localize → plan → rounds of (implement → apply → verify → review →
+aggregate) → acceptance.
 
 Composition only: every side effect is a task in `quorum.tasks`, every rule a pure function in
 `quorum.domain`; `RunContext` carries the store, the batch's spend account and the progress sink.
+Each LLM stage is given its own repository context (quorum.context), recorded per round in context.json.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 from prefect import flow, tags
 
 from quorum.domain.artifacts import (
+    context_artifacts,
     decision_artifacts,
+    localize_artifacts,
     plan_artifacts,
     result_key,
     round_artifacts,
@@ -31,7 +35,9 @@ from quorum.domain.models import (
     Outcome,
     Plan,
     ReviewResult,
+    RoundContext,
     RoundRecord,
+    StageContextRecord,
     TaskResult,
     TaskStatus,
     VerificationReport,
@@ -39,6 +45,7 @@ from quorum.domain.models import (
 from quorum.domain.policy import AggregationInput, Policy
 from quorum.domain.results import render_task_markdown, ui_key
 from quorum.domain.resume import spec_digest
+from quorum.context.models import Localization, StageContext
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.run import RunContext
 from quorum.flows.verify import verify_acceptance, verify_round
@@ -47,12 +54,19 @@ from quorum.llm.pricing import litellm_price
 from quorum.stages.plan import render_plan_markdown
 from quorum.stages.prompting import stable_text
 from quorum.stages.review import render_tool_report
-from quorum.stages.sizes import prompt_sizes
+from quorum.stages.sizes import implement_prompt_chars, localize_prompt_chars, plan_prompt_chars, review_prompt_chars
 from quorum.tasks.aggregate import aggregate_task
 from quorum.tasks.apply import apply_reply_task
-from quorum.tasks.context import read_context_task
+from quorum.tasks.context import (
+    deterministic_localization_task,
+    implementer_context_task,
+    localize_input_task,
+    planner_context_task,
+    reviewer_context_task,
+)
 from quorum.tasks.events import emit_task_event_task
 from quorum.tasks.implement import implement_task
+from quorum.tasks.localize import localize_task
 from quorum.tasks.plan import plan_task
 from quorum.tasks.review import review_task
 from quorum.tasks.store import save_artifacts_task
@@ -96,12 +110,11 @@ class _Job:
     run: RunContext
     ledger: TaskLedger
     work_root: str
-    files: dict[str, str]
-    prompt_chars: dict[str, int]
+    source: str  # the task's workspace: the repository as it is before any patch
 
-    def allows(self, stage: str, models: list[StageModel]) -> BudgetCheck:
-        """The stage's estimate, from the real prompt sizes, still fits the task's and the batch's budget."""
-        return self.ledger.allows(stage, models, self.prompt_chars[stage], litellm_price, self.policy.task_budget_usd)
+    def allows(self, stage: str, models: list[StageModel], prompt_chars: int | list[int]) -> BudgetCheck:
+        """The stage's estimate, from its real prompt size(s), still fits the task's and the batch's budget."""
+        return self.ledger.allows(stage, models, prompt_chars, litellm_price, self.policy.task_budget_usd)
 
 
 def _run_task(
@@ -109,40 +122,54 @@ def _run_task(
 ) -> TaskResult:
     run.report(spec.id, "prepare")
     with ledger.timed("prepare"):
-        files = read_context_task(prepare_task(spec, work_root, purpose="context").path, label=spec.id)
-    job = _Job(spec, roster, policy, run, ledger, work_root, files, prompt_sizes(spec.task, files))
+        source = prepare_task(spec, work_root, purpose="context").path
+    job = _Job(spec, roster, policy, run, ledger, work_root, source)
+    localization, seen = _localize(job)
+    with ledger.timed("context"):
+        shown = planner_context_task(source, run.store_url, spec.task, localization, roster.planner, label=spec.id)
+    seen.append(shown.record())
 
-    allowed = job.allows("plan", [roster.planner])
-    if not allowed.allowed:  # nothing spent yet: when the batch ran out, the task is skipped, not failed
-        status = TaskStatus.skipped if allowed.scope == "batch" else TaskStatus.failed
-        return ledger.result(spec, run.batch_id, status, allowed.reason)
+    allowed = job.allows("plan", [roster.planner], plan_prompt_chars(spec.task, shown.text))
+    if not allowed.allowed:  # nothing paid yet: when the batch ran out, the task is skipped, not failed
+        status = TaskStatus.skipped if allowed.scope == "batch" and not ledger.calls else TaskStatus.failed
+        return ledger.result(spec, run.batch_id, status, allowed.reason, contexts=[RoundContext(round=1, stages=seen)])
 
     run.report(spec.id, "plan", roster.planner.model)
     with ledger.timed("plan"), tags(f"provider:{roster.planner.provider}", "stage:plan"):
-        planned = plan_task(spec, roster.planner, files)
+        planned = plan_task(spec, roster.planner, shown.text)
     ledger.add(planned.calls)
     first = round_prefix(run.batch_id, spec.id, 1)
     save_artifacts_task(
         run.store, plan_artifacts(first, planned.plan, render_plan_markdown(planned.plan), planned.calls),
         label=f"{spec.id} plan",
     )  # fmt: skip
+    with ledger.timed("context"):
+        implementer_view = implementer_context_task(
+            source, run.store_url, spec.task, planned.plan, localization, roster.implementer, label=spec.id
+        )
 
     artifacts = {"plan": f"{first}/plan.md"}
     records: list[RoundRecord] = []
+    contexts: list[RoundContext] = []
     feedback: list[str] = []
     findings: list[Finding] = []
     workspace = ""
     for round_no in range(1, policy.max_rounds + 1):
-        allowed = job.allows("implement", [roster.implementer])
+        prompt = implement_prompt_chars(spec.task, implementer_view.text, planned.plan, roster.implementer.resolved_edit_format)
+        allowed = job.allows("implement", [roster.implementer], prompt)
         if not allowed.allowed:
             decision = aggregate_task(
                 AggregationInput(round=round_no, budget_exhausted=True, budget_reason=allowed.reason), policy
             )
-            save_artifacts_task(run.store, decision_artifacts(round_prefix(run.batch_id, spec.id, round_no), decision),
+            contexts.append(RoundContext(round=round_no, stages=seen))
+            prefix = round_prefix(run.batch_id, spec.id, round_no)
+            save_artifacts_task(run.store, {**decision_artifacts(prefix, decision), **context_artifacts(prefix, contexts[-1])},
                                 label=f"{spec.id} r{round_no}")  # fmt: skip
             break
-        record, workspace = _run_round(job, planned.plan, round_no, feedback, findings)
+        record, workspace, context = _run_round(job, planned.plan, implementer_view, round_no, feedback, findings, seen)
+        seen = []  # localize and plan belong to round 1
         records.append(record)
+        contexts.append(context)
         artifacts[f"round{round_no}"] = round_prefix(run.batch_id, spec.id, round_no)
         decision = record.decision
         if decision.outcome != Outcome.revise:
@@ -150,17 +177,46 @@ def _run_task(
         feedback = [stable_text(reason) for reason in decision.reasons]
         findings = decision.findings
 
-    done = {"decision": decision, "rounds": len(records), "artifacts": artifacts}
+    done = {"decision": decision, "rounds": len(records), "artifacts": artifacts, "contexts": contexts}
     if decision.outcome == Outcome.approve:
         return _acceptance(spec, run, ledger, workspace, done)
     status = {Outcome.escalate: TaskStatus.escalated, Outcome.fail: TaskStatus.failed}[decision.outcome]
     return ledger.result(spec, run.batch_id, status, "; ".join(decision.reasons), **done)
 
 
+def _localize(job: _Job) -> tuple[Localization, list[StageContextRecord]]:
+    """The localize stage on the repository map. The deterministic ranking stands in when the roster has
+    no localizer, when the budget leaves no room for it, or when the model's answer cannot be used."""
+    spec, roster, run, ledger = job.spec, job.roster, job.run, job.ledger
+    calls = []
+    with ledger.timed("localize"):
+        if roster.localizer is None:
+            localization = deterministic_localization_task(job.source, run.store_url, spec.task, label=spec.id)
+            record = StageContextRecord(stage="localize", notes=["no localizer in the roster: the ranking localizes"])
+        else:
+            localizer = roster.localizer
+            given = localize_input_task(job.source, run.store_url, spec.task, localizer, label=spec.id)
+            allowed = job.allows("localize", [localizer], localize_prompt_chars(spec.task, given.map_text))
+            if allowed.allowed:
+                run.report(spec.id, "localize", localizer.model)
+                with tags(f"provider:{localizer.provider}", "stage:localize"):
+                    localized = localize_task(spec, localizer, given.map_text, given.paths, given.fallback)
+                ledger.add(localized.calls)
+                localization, calls = localized.localization, localized.calls
+            else:
+                localization = given.fallback.standing_in(allowed.reason)
+            record = given.record(localizer.model, localization)
+    first = round_prefix(run.batch_id, spec.id, 1)
+    save_artifacts_task(run.store, localize_artifacts(first, localization, calls), label=f"{spec.id} localize")
+    return localization, [record]
+
+
 def _run_round(
-    job: _Job, plan: Plan, round_no: int, feedback: list[str], findings: list[Finding]
-) -> tuple[RoundRecord, str]:
-    """implement → apply → verify → (reviews) → aggregate, and the round's artifacts; returns the workspace too."""
+    job: _Job, plan: Plan, implementer_view: StageContext, round_no: int, feedback: list[str], findings: list[Finding],
+    seen: list[StageContextRecord],
+) -> tuple[RoundRecord, str, RoundContext]:  # fmt: skip
+    """implement → apply → verify → (reviews) → aggregate, and the round's artifacts; returns the workspace
+    and what each stage saw of the repository too."""
     spec, roster, policy, run, ledger = job.spec, job.roster, job.policy, job.run, job.ledger
     label = f"{spec.id} · round {round_no}"
     with ledger.timed("prepare"):  # a clean copy: implement dry-runs its replies there (re-asking on a refusal)
@@ -168,9 +224,10 @@ def _run_round(
     workspace = prepared.path
     run.report(spec.id, "implement", f"round {round_no}")
     with ledger.timed("implement"), tags(f"provider:{roster.implementer.provider}", "stage:implement"):
-        implemented = implement_task(spec, roster.implementer, job.files, plan, round_no, feedback, findings,
+        implemented = implement_task(spec, roster.implementer, implementer_view.text, plan, round_no, feedback, findings,
                                      repo_digest=prepared.files_digest, workspace=workspace)  # fmt: skip
     ledger.add(implemented.calls)
+    seen = [*seen, implementer_view.record()]
 
     with ledger.timed("apply"):
         patch = apply_reply_task(workspace, implemented.reply, label=label)
@@ -184,13 +241,21 @@ def _run_round(
 
     reviews = []
     wants_review = patch.applied and not (any(r.blocking for r in reports) and policy.verify_before_review)
-    allowed = job.allows("review", roster.reviewers) if wants_review else BudgetCheck(allowed=True)
-    if wants_review and allowed.allowed:
-        run.report(spec.id, "review", f"round {round_no}")
-        with ledger.timed("review"):
-            reviews = _review(job, plan, patch.diff, render_tool_report(reports), round_no)
-        for review in reviews:
-            ledger.add(review.calls)
+    allowed = BudgetCheck(allowed=True)
+    if wants_review:
+        tool_report = render_tool_report(reports)
+        with ledger.timed("context"):  # on the patched workspace: line numbers after the patch
+            shown = [reviewer_context_task(workspace, run.store_url, patch.diff, reviewer, label=label)
+                     for reviewer in roster.reviewers]  # fmt: skip
+        seen += [view.record() for view in shown]
+        sizes = [review_prompt_chars(spec.task, view.text, plan, patch.diff, tool_report) for view in shown]
+        allowed = job.allows("review", roster.reviewers, sizes)
+        if allowed.allowed:
+            run.report(spec.id, "review", f"round {round_no}")
+            with ledger.timed("review"):
+                reviews = _review(job, plan, patch.diff, tool_report, round_no, shown)
+            for review in reviews:
+                ledger.add(review.calls)
 
     evidence = AggregationInput(
         round=round_no, patch_applied=patch.applied, patch_reason=patch.reason, verification=reports,
@@ -198,26 +263,30 @@ def _run_round(
     )  # fmt: skip
     decision = aggregate_task(evidence, policy)
     sarif = json.dumps(to_sarif(reports, strip_prefixes=[workspace]), indent=2) + "\n" if reports else None
+    context = RoundContext(round=round_no, stages=seen)
+    prefix = round_prefix(run.batch_id, spec.id, round_no)
     save_artifacts_task(
         run.store,
-        round_artifacts(
-            round_prefix(run.batch_id, spec.id, round_no), diff=patch.diff, reply=implemented.reply,
+        {**round_artifacts(
+            prefix, diff=patch.diff, reply=implemented.reply,
             patch=patch, calls=implemented.calls, reports=reports, sarif=sarif, reviews=reviews, decision=decision,
-        ),
+        ), **context_artifacts(prefix, context)},
         label=label,
     )  # fmt: skip
     run.report(spec.id, "decision", f"round {round_no}: {decision.outcome.value}")
     record = RoundRecord(round=round_no, patch_applied=patch.applied, patch_reason=patch.reason,
                          verification=reports, reviews=reviews, decision=decision)  # fmt: skip
-    return record, workspace
+    return record, workspace, context
 
 
-def _review(job: _Job, plan: Plan, diff: str, tool_report: str, round_no: int) -> list[ReviewResult]:
-    """Every reviewer at once, each its own cached task."""
+def _review(
+    job: _Job, plan: Plan, diff: str, tool_report: str, round_no: int, shown: list[StageContext]
+) -> list[ReviewResult]:
+    """Every reviewer at once, each its own cached task with the context built for its model."""
     futures = []
-    for reviewer in job.roster.reviewers:
+    for reviewer, view in zip(job.roster.reviewers, shown, strict=True):
         with tags(f"provider:{reviewer.provider}", "stage:review"):
-            futures.append(review_task.submit(job.spec, reviewer, job.files, plan, diff, tool_report, round_no))
+            futures.append(review_task.submit(job.spec, reviewer, view.text, plan, diff, tool_report, round_no))
     return [future.result() for future in futures]
 
 

@@ -6,6 +6,7 @@ worker restarted with a new value) is seen at once; it costs well under a millis
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -56,6 +57,12 @@ class QuorumSettings(BaseSettings):
         description="QUORUM_HANDOFF_STORE: where workspaces and reports cross to the sandbox pool (a folder both "
         "workers mount, or a store URL); unset: the run's own artifact store.",
     )
+    index_cache: str | None = Field(
+        default=None,
+        description="QUORUM_INDEX_CACHE: the folder every run shares for repository indexes (quorum.context; keyed "
+        "by tree content, so any number of runs and workspaces can share it); unset: 'index' in the local store's "
+        "folder (.quorum/index by default), or .quorum/index when the store is S3 or a block.",
+    )
     litellm_debug: bool = Field(default=False, description="QUORUM_LITELLM_DEBUG: keep litellm's own debug logging.")
     github_webhook_secret: SecretStr | None = Field(
         default=None, description="QUORUM_GITHUB_WEBHOOK_SECRET: the secret of the GitHub webhook (required by the receiver)."
@@ -63,6 +70,14 @@ class QuorumSettings(BaseSettings):
     github_label: str | None = Field(
         default=None, description="QUORUM_GITHUB_LABEL: the issue label that requests a task (receiver default: quorum)."
     )
+
+    def index_cache_dir(self, store: str | None = None) -> Path:
+        """Where repository indexes are cached: QUORUM_INDEX_CACHE, else `<store folder>/index`."""
+        if self.index_cache:
+            return Path(self.index_cache).expanduser().resolve()
+        store = store or self.store
+        is_folder = "://" not in store and not store.startswith("block:")
+        return (Path(store if is_folder else ".quorum").expanduser() / "index").resolve()
 
 
 def settings() -> QuorumSettings:

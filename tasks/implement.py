@@ -25,7 +25,7 @@ IMPLEMENT_CACHE_POLICY = LLM_TASK_OPTIONS["cache_policy"] - "workspace"
 def implement_task(
     spec: TaskSpec,
     implementer: StageModel,
-    files: dict[str, str],
+    context: str,
     plan: Plan,
     round_no: int,
     feedback: list[str],
@@ -37,4 +37,4 @@ def implement_task(
     """`workspace`: a clean copy of the repository whose content `repo_digest` names; replies are dry-run there."""
     if workspace and not repo_digest:
         raise ValueError("implement_task: a workspace needs its repo_digest (the cache key must name its content)")
-    return run_implement(spec, implementer, files, plan, round_no, feedback, findings, Path(workspace) if workspace else None)
+    return run_implement(spec, implementer, context, plan, round_no, feedback, findings, Path(workspace) if workspace else None)

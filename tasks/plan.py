@@ -11,7 +11,5 @@ from quorum.tasks.llm_options import LLM_TASK_OPTIONS
 
 
 @task(name="plan", task_run_name="plan · {spec.id} · {planner.model}", **LLM_TASK_OPTIONS)
-def plan_task(
-    spec: TaskSpec, planner: StageModel, files: dict[str, str], prompt_version: str = PROMPT_VERSION
-) -> PlanOutput:
-    return run_plan(spec, planner, files)
+def plan_task(spec: TaskSpec, planner: StageModel, context: str, prompt_version: str = PROMPT_VERSION) -> PlanOutput:
+    return run_plan(spec, planner, context)

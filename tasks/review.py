@@ -15,11 +15,11 @@ from quorum.tasks.llm_options import LLM_TASK_OPTIONS
 def review_task(
     spec: TaskSpec,
     reviewer: StageModel,
-    files: dict[str, str],
+    context: str,
     plan: Plan,
     diff: str,
     tool_report: str,
     round_no: int,
     prompt_version: str = PROMPT_VERSION,
 ) -> ReviewResult:
-    return run_review(spec, reviewer, files, plan, diff, tool_report, round_no)
+    return run_review(spec, reviewer, context, plan, diff, tool_report, round_no)

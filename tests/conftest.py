@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +37,34 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory):
     with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}):
         with prefect_test_harness(server_startup_timeout=180):
             yield results
+
+
+# ------------------------------------------------------------------ small repositories (quorum.context tests)
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write `files` (relative path -> text, dedented, or bytes) under `root`."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content).lstrip("\n"), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def make_repo(tmp_path):
+    """A small repository made by the test: make_repo({"pkg/mod.py": "..."}) -> its folder."""
+
+    def make(files: dict[str, str | bytes], name: str = "repo") -> Path:
+        return write_tree(tmp_path / name, files)
+
+    return make
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    """An index cache of the test's own."""
+    return tmp_path / "index-cache"

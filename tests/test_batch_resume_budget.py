@@ -59,7 +59,8 @@ def test_changed_policy_does_not_reuse_results(prefect_harness, tmp_path, demo):
 
 def test_spent_batch_budget_stops_new_calls_and_reports_the_rest_as_skipped(prefect_harness, tmp_path, demo, monkeypatch):
     """Every stage is estimated at a nanodollar, so a stage starts while any budget is left. The first
-    plan call spends more than the whole budget: no further call starts anywhere in the batch."""
+    task's localize and plan calls spend more than the whole budget: no further call starts anywhere in
+    the batch (the other tasks' localize stages are refused too, and the ranking stands in for them)."""
     monkeypatch.setattr(quorum.flows.pipeline, "litellm_price", lambda model, prompt, completion: 1e-9)
     manifest, roster = demo
     store = tmp_path / "store"
@@ -69,17 +70,18 @@ def test_spent_batch_budget_stops_new_calls_and_reports_the_rest_as_skipped(pref
 
     first, *rest = report.results
     assert first.status.value == "failed" and first.reason.startswith("budget: batch budget")
-    assert first.cost.total.calls == 1 and first.cost.by_stage["plan"].calls == 1
+    assert first.cost.total.calls == 2 and first.cost.by_stage["plan"].calls == 1
+    assert first.cost.by_stage["localize"].calls == 1
     assert (store / "runs/demo/textkit-slugify/1/plan.md").is_file()  # what was paid for is kept
     assert [r.status.value for r in rest] == ["skipped", "skipped"]
     assert all("batch budget" in r.reason and r.cost.total.calls == 0 for r in rest)
-    assert report.counts["skipped"] == 2 and report.fresh_llm_calls == 1
+    assert report.counts["skipped"] == 2 and report.fresh_llm_calls == 2
     assert report.batch_budget_usd == 0.001
 
 
 def test_task_budget_stops_before_the_stage_that_would_exceed_it(prefect_harness, tmp_path, demo, monkeypatch):
-    """Plans are estimated free, patches at $1: with a $0.50 task budget the plan is made and kept,
-    then the task stops as failed (budget) before any implementation call."""
+    """Localization and plans are estimated free, patches at $1: with a $0.50 task budget the plan is made
+    and kept, then the task stops as failed (budget) before any implementation call."""
 
     def price(model: str, prompt: int, completion: int) -> float:
         return 1.0 if "deepseek" in model else 0.0
@@ -93,7 +95,7 @@ def test_task_budget_stops_before_the_stage_that_would_exceed_it(prefect_harness
     (result,) = report.results
     assert result.status.value == "failed"
     assert result.reason.startswith("budget: task budget $0.5000 would be exceeded by implement")
-    assert set(result.cost.by_stage) == {"plan"}
+    assert set(result.cost.by_stage) == {"localize", "plan"}
     decision = json.loads((store / "runs/demo/textkit-slugify/1/decision.json").read_text())
     assert decision["outcome"] == "fail" and decision["reasons"] == [result.reason]
     assert (store / "runs/demo/textkit-slugify/1/plan.json").is_file()

@@ -11,7 +11,7 @@ import pytest
 from quorum.domain.budget import BatchBudget, check_stage
 from quorum.domain.estimate import estimate_batch, estimate_task, stage_estimate
 from quorum.domain.tokens import tokens_for
-from quorum.stages.sizes import prompt_sizes
+from quorum.stages.sizes import estimated_prompt_sizes
 from quorum.domain.manifest import ManifestError
 from quorum.inputs.manifests import load_manifest
 from quorum.domain.models import CostSummary, StageCost, TaskResult, TaskStatus
@@ -51,13 +51,20 @@ def test_batch_budget_is_shared_and_refuses_once_spent():
 # ----------------------------------------------------------------------------------------- estimates
 
 
-def test_estimate_uses_real_prompts_typical_replies_and_the_rosters_prices():
-    roster = load_roster("scripted")
-    files = {"pkg/mod.py": "x = 1\n" * 100}
-    sizes = prompt_sizes("Add a function.", files)
-    assert sizes["plan"] > 600 and sizes["implement"] > sizes["plan"] and sizes["review"] > sizes["implement"]
-    plan = stage_estimate("plan", roster.planner, sizes["plan"], flat_price)
-    assert plan.prompt_tokens == tokens_for(sizes["plan"]) and plan.completion_tokens == 800
+def _estimated_sizes(tmp_path: Path, roster):
+    """Prompt sizes for a small repository, built as the pipeline builds each stage's prompt."""
+    (tmp_path / "repo/pkg").mkdir(parents=True)
+    (tmp_path / "repo/pkg/mod.py").write_text("x = 1\n" * 100)
+    return estimated_prompt_sizes("Add a function.", tmp_path / "repo", tmp_path / "index", roster)
+
+
+def test_estimate_uses_real_prompts_typical_replies_and_the_rosters_prices(tmp_path):
+    roster = load_roster("scripted").model_copy(update={"localizer": None})
+    sizes = _estimated_sizes(tmp_path, roster)
+    assert sizes.localize == 0 and len(sizes.review) == len(roster.reviewers)
+    assert sizes.plan > 600 and sizes.implement > sizes.plan and min(sizes.review) > sizes.implement
+    plan = stage_estimate("plan", roster.planner, sizes.plan, flat_price)
+    assert plan.prompt_tokens == tokens_for(sizes.plan) and plan.completion_tokens == 800
     task = estimate_task("t", sizes, roster, 3, flat_price)
     per_round = sum(s.cost_usd for s in task.stages if s.stage != "plan")
     assert task.expected_usd == pytest.approx(plan.cost_usd + per_round)
@@ -66,6 +73,21 @@ def test_estimate_uses_real_prompts_typical_replies_and_the_rosters_prices():
     assert batch.expected_usd == pytest.approx(2 * task.expected_usd)
     assert set(batch.by_stage_expected_usd) == {"plan", "implement", "review"}
     assert any("characters / 4" in line for line in batch.assumptions)
+
+
+def test_the_localize_stage_is_estimated_once_per_task_from_its_map(tmp_path):
+    roster = load_roster("scripted")
+    sizes = _estimated_sizes(tmp_path, roster)
+    assert sizes.localize > 0
+    task = estimate_task("t", sizes, roster, 3, flat_price)
+    assert [s.stage for s in task.stages] == ["localize", "plan", "implement", "review", "review"]
+    localize = task.stages[0]
+    assert localize.model == "scripted/gemini-2.5-flash" and localize.completion_tokens == 400
+    once = localize.cost_usd + task.stages[1].cost_usd
+    per_round = sum(s.cost_usd for s in task.stages[2:])
+    assert task.expected_usd == pytest.approx(once + per_round)
+    assert task.worst_usd == pytest.approx(once + 3 * per_round)
+    assert set(estimate_batch([task], roster, 3).by_stage_expected_usd) == {"localize", "plan", "implement", "review"}
 
 
 def test_completion_estimate_is_capped_at_max_tokens():

@@ -37,7 +37,7 @@ def quorum_in_process(*args: str, cwd: Path, monkeypatch, capsys, unset: tuple[s
 def test_help_lists_commands_and_exit_codes(tmp_path):
     result = quorum("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for word in ("batch", "run", "check-roster", "Exit codes"):
+    for word in ("batch", "run", "check-roster", "context", "Exit codes"):
         assert word in result.stdout
 
 
@@ -110,9 +110,9 @@ def test_demo_batch_from_the_cli_then_warm_rerun_makes_no_calls(prefect_harness,
     for task_id, outcome in (("textkit-slugify", "resolved"), ("filestats-count-lines", "resolved"),
                              ("userdir-permission-cache", "escalated")):  # fmt: skip
         assert any(task_id in line and outcome in line for line in cold.stdout.splitlines()), cold.stdout
-    assert "LLM calls this run: 13 made, 0 served from cache" in cold.stdout
+    assert "LLM calls this run: 16 made, 0 served from cache" in cold.stdout
     assert "simulated" in cold.stdout
     warm = quorum(*args, cwd=tmp_path, env=env)
     assert warm.returncode == 1
-    assert "LLM calls this run: 0 made, 13 served from cache" in warm.stdout
+    assert "LLM calls this run: 0 made, 16 served from cache" in warm.stdout
     assert (tmp_path / "store/runs/demo/report.json").is_file()

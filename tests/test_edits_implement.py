@@ -14,6 +14,7 @@ from quorum.domain.models import Plan, PlanStep
 from quorum.domain.roster import StageModel
 from quorum.edits import format_instructions
 from quorum.stages.implement import build_implement_messages, run_implement
+from quorum.stages.prompting import render_files
 from quorum.workspace.workspace import prepare_workspace
 from tests.support.edits import write_tree
 
@@ -22,6 +23,7 @@ SOURCE = {
     "app/__init__.py": "",
     "app/greet.py": 'def greet(name):\n    return "hi " + name\n\n\ndef shout(name):\n    return greet(name).upper()\n',
 }
+CONTEXT = render_files(SOURCE)  # the implementer's repository context: these whole files, line-numbered
 GOOD_SR = (
     "Politer greeting.\n\napp/greet.py\n```python\n<<<<<<< SEARCH\ndef greet(name):\n    return \"hi \" + name\n"
     "=======\ndef greet(name):\n    return \"Hello, \" + name\n>>>>>>> REPLACE\n```\n"
@@ -58,7 +60,7 @@ def setup(tmp_path: Path):
 def test_the_system_prompt_describes_the_rosters_edit_format(configured, asked, marker):
     model = implementer(configured)
     assert model.resolved_edit_format == asked
-    system = build_implement_messages("t", SOURCE, PLAN, 1, [], [], edit_format=model.resolved_edit_format)[0]
+    system = build_implement_messages("t", CONTEXT, PLAN, 1, [], [], edit_format=model.resolved_edit_format)[0]
     assert system["role"] == "system"
     assert format_instructions(asked) in system["content"] and marker in system["content"]
     assert "exactly one fenced ```diff block" not in system["content"]
@@ -67,7 +69,7 @@ def test_the_system_prompt_describes_the_rosters_edit_format(configured, asked, 
 def test_a_refused_reply_is_reasked_with_the_appliers_reason(setup):
     workspace, spec_with = setup
     spec = spec_with([NOT_IN_FILE, GOOD_SR])
-    out = run_implement(spec, implementer("search_replace"), SOURCE, PLAN, 1, [], [], Path(workspace.path))
+    out = run_implement(spec, implementer("search_replace"), CONTEXT, PLAN, 1, [], [], Path(workspace.path))
 
     assert out.reply == GOOD_SR and out.refused == "" and out.edit_format == EditFormat.search_replace
     first, second = out.calls
@@ -94,7 +96,7 @@ def test_a_refused_reply_is_reasked_with_the_appliers_reason(setup):
 
 def test_when_the_reasks_run_out_the_last_refused_reply_goes_to_the_round(setup):
     workspace, spec_with = setup
-    out = run_implement(spec_with(NOT_IN_FILE), implementer(), SOURCE, PLAN, 1, [], [], Path(workspace.path))
+    out = run_implement(spec_with(NOT_IN_FILE), implementer(), CONTEXT, PLAN, 1, [], [], Path(workspace.path))
     assert out.reply == NOT_IN_FILE and out.diff == ""
     assert "'def greet(person):' is not in the file" in out.refused
     assert len(out.calls) == 3 and all(c.error_kind == "invalid_output" for c in out.calls)
@@ -106,12 +108,12 @@ def test_a_reply_that_is_never_whole_is_still_an_error(setup):
     _, spec_with = setup
     truncated = {"text": GOOD_SR[:40], "finish_reason": "length"}
     with pytest.raises(StructuredOutputError, match="no usable reply after 3 attempts"):
-        run_implement(spec_with(truncated), implementer(), SOURCE, PLAN, 1, [], [], None)
+        run_implement(spec_with(truncated), implementer(), CONTEXT, PLAN, 1, [], [], None)
 
 
 def test_without_a_workspace_only_the_form_is_checked(setup):
     _, spec_with = setup
-    out = run_implement(spec_with(["no edits here", NOT_IN_FILE]), implementer(), SOURCE, PLAN, 1, [], [], None)
+    out = run_implement(spec_with(["no edits here", NOT_IN_FILE]), implementer(), CONTEXT, PLAN, 1, [], [], None)
     assert out.reply == NOT_IN_FILE and out.refused == "" and out.diff == ""  # not placed: nothing to place it in
     assert "malformed reply: no edit found" in out.calls[0].error and len(out.calls) == 2
 
@@ -133,7 +135,7 @@ def test_a_rerun_is_served_from_the_cache_although_the_workspace_path_differs(pr
     @flow
     def implement_in(work: str, digest: str):
         workspace = prepare_workspace(source, Path(work))
-        return implement_task(spec, model, SOURCE, PLAN, 1, [], [], repo_digest=digest or workspace.files_digest,
+        return implement_task(spec, model, CONTEXT, PLAN, 1, [], [], repo_digest=digest or workspace.files_digest,
                               workspace=workspace.path, return_state=True)  # fmt: skip
 
     first = implement_in(str(tmp_path / "run1"), "")

@@ -72,11 +72,12 @@ def test_every_artifact_is_written(demo_runs):
                  "1/verify/semgrep.json", "1/verify/bandit.json", "1/verify/pytest.xml", "1/verify/pytest.log",
                  "1/verify/quorum.sarif", "verify/acceptance.log",
                  "1/reviews/scripted_gpt-5-mini.json", "1/reviews/scripted_gemini-2.5-flash.json",
-                 "verify/acceptance.xml", "result.json"):  # fmt: skip
+                 "verify/acceptance.xml", "result.json", "1/context.json", "1/localization.json"):  # fmt: skip
         assert (base / name).is_file(), name
     calls = sorted(p.name for p in (base / "1/calls").iterdir())
     assert calls == [
         "implement-scripted_deepseek-chat-attempt1.json",
+        "localize-scripted_gemini-2.5-flash-attempt1.json",
         "plan-scripted_claude-sonnet-4-5-attempt1.json",
         "review-scripted_gemini-2.5-flash-attempt1.json",
         "review-scripted_gpt-5-mini-attempt1.json",
@@ -100,7 +101,7 @@ def test_cost_and_tokens_are_accounted_per_stage_task_and_batch(demo_runs):
         assert result.cost.total.prompt_tokens > 0
     assert cold.cost.total.cost_usd == pytest.approx(sum(r.cost.total.cost_usd for r in cold.results))
     assert cold.cost_per_resolved_usd == pytest.approx(cold.cost.total.cost_usd / 2)
-    assert cold.fresh_llm_calls == cold.cost.total.calls == 4 + 5 + 4
+    assert cold.fresh_llm_calls == cold.cost.total.calls == 5 + 6 + 5  # localize, plan, per round implement + reviews
 
 
 def test_second_run_makes_zero_llm_calls(demo_runs):

@@ -57,6 +57,8 @@ def test_the_import_contracts_hold(tmp_path):
         ("quorum/domain/policy.py", "import prefect", "the domain is pure"),
         ("quorum/store/base.py", "from quorum.tasks import store", "the core never imports"),
         ("quorum/tasks/plan.py", "import quorum.flows.pipeline", "entry points on top"),
+        ("quorum/context/rank.py", "import litellm", "the context index is pure"),
+        ("quorum/context/index.py", "from quorum.tasks import plan", "the core never imports"),
     ],
 )
 def test_a_back_arrow_breaks_a_contract(tmp_path, module, bad_import, contract):

@@ -129,3 +129,50 @@ def test_edit_format_is_refused_where_no_prompt_would_use_it():
     data["implementer"]["fallbacks"] = [{"model": "mistral/mistral-small-latest", "edit_format": "udiff"}]
     with pytest.raises(ValueError, match="implementer deepseek/deepseek-chat's fallback mistral/mistral-small-latest"):
         Roster.model_validate(data)
+# ------------------------------------------------------------------------- localizer and context budgets
+
+
+def test_localizer_and_context_budgets_per_model():
+    default = load_roster("default")
+    assert default.localizer is not None and default.localizer.model == "gemini/gemini-2.5-flash"
+    assert [stage for stage, _ in default.stage_models()] == ["localize", "plan", "implement", "review", "review"]
+    assert default.planner.context_budget("plan") == 12_000 and default.implementer.context_budget("implement") == 16_000
+    scripted = load_roster("scripted")
+    assert scripted.localizer.model == "scripted/gemini-2.5-flash" and scripted.localizer.pricing_model == "gemini/gemini-2.5-flash"
+    assert scripted.localizer.context_budget("localize") == 16_000  # the stage default
+    custom = Roster.model_validate({**roster("deepseek/deepseek-chat", "openai/gpt-5-mini", "gemini/gemini-2.5-flash"),
+                                    "implementer": {"model": "deepseek/deepseek-chat", "context_tokens": 3000}})  # fmt: skip
+    assert custom.localizer is None and custom.implementer.context_budget("implement") == 3000
+    assert [stage for stage, _ in custom.stage_models()] == ["plan", "implement", "review", "review"]
+
+
+def test_the_localizer_is_not_a_reviewer_so_it_may_share_any_provider():
+    data = roster("deepseek/deepseek-chat", "openai/gpt-5-mini", "gemini/gemini-2.5-flash")
+    shared = Roster.model_validate({**data, "localizer": {"model": "deepseek/deepseek-chat"}})
+    assert shared.localizer.provider == shared.implementer.provider == "deepseek"
+    assert "deepseek" in shared.providers()
+    with pytest.raises(ValueError, match="shares provider 'openai'"):  # the reviewers' rule is unchanged
+        Roster.model_validate({**roster("openai/gpt-5", "openai/gpt-5-mini", "gemini/gemini-2.5-flash"),
+                               "localizer": {"model": "gemini/gemini-2.5-flash"}})  # fmt: skip
+
+
+def test_context_budgets_are_validated_when_the_roster_is_loaded(tmp_path):
+    import yaml
+
+    with pytest.raises(ValueError, match="context_tokens"):
+        StageModel(model="openai/gpt-5-mini", context_tokens=10)
+    with pytest.raises(ValueError, match="cannot set context_tokens"):
+        StageModel(model="openai/gpt-5-mini", fallbacks=[{"model": "openai/gpt-5", "context_tokens": 5000}])
+    # deepseek-chat takes 131,072 input tokens: a 200k context cannot fit it, nor its fallback's window
+    data = roster("deepseek/deepseek-chat", "openai/gpt-5-mini", "gemini/gemini-2.5-flash")
+    data["implementer"] = {"model": "deepseek/deepseek-chat", "context_tokens": 200_000}
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RosterError, match=r"implement deepseek/deepseek-chat: context_tokens 200000 .* input window of 131072"):
+        check_roster_models(load_roster(path))
+    data["implementer"] = {"model": "gemini/gemini-2.5-pro", "context_tokens": 200_000,
+                           "fallbacks": [{"model": "deepseek/deepseek-chat"}]}  # fmt: skip
+    data["reviewers"] = [{"model": "openai/gpt-5-mini"}, {"model": "anthropic/claude-haiku-4-5"}]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(RosterError, match="implement deepseek/deepseek-chat: context_tokens 200000"):
+        check_roster_models(load_roster(path))

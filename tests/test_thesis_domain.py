@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from quorum.domain.change import ChangeReview, LabelledChange, LabelledDefect
+from quorum.domain.estimate import PromptSizes
 from quorum.domain.compare import RosterRow, check_distinct_names, estimate_compare, mark_pareto, roster_row, shared_stages
 from quorum.domain.labels import touched_lines
 from quorum.domain.models import (
@@ -307,8 +308,8 @@ def test_pareto_marking_shared_planners_and_names():
     def price(model: str, prompt: int, completion: int) -> float:
         return {"anthropic/claude-sonnet-4-5": 1.0}.get(model, 0.1)
 
-    sizes = {"t1": {"plan": 400, "implement": 400, "review": 400}}
-    estimates = estimate_compare(sizes, [a, b, c], max_rounds=3, price=price)
+    sizes = {"t1": PromptSizes(plan=400, implement=400, review=[400, 400])}
+    estimates = estimate_compare([sizes] * 3, [a, b, c], max_rounds=3, price=price)
     # a pays everything; b's plan (same planner) comes from the cache; c's planner differs
     assert estimates[0].expected_paid_usd == estimates[0].expected_usd == pytest.approx(1 + 1 + 0.2)
     assert estimates[1].expected_usd == pytest.approx(1 + 0.1 + 0.2)

@@ -45,11 +45,11 @@ class BatchDisplay:
 
     def banner(self, manifest, roster, store_url: str) -> None:
         self.console.print(f"[bold]quorum[/bold] batch [cyan]{manifest.batch}[/cyan]: {len(manifest.tasks)} task(s), roster {roster.name}")
-        for stage, model in [("plan", roster.planner), ("implement", roster.implementer)] + [
-            ("review", r) for r in roster.reviewers
-        ]:
+        for stage, model in roster.stage_models():
             priced = f" (scripted, priced as {model.priced_as})" if model.is_scripted else ""
-            self.console.print(f"  {stage:<9} {model.model}{priced}")
+            self.console.print(f"  {stage:<9} {model.model}{priced}, context {model.context_budget(stage)} tokens")
+        if roster.localizer is None:
+            self.console.print("  localize  deterministic ranking (no localizer in the roster)")
         if self.simulated:
             self.console.print("  [yellow]scripted models: replies come from script files; tokens and costs are simulated[/yellow]")
         self.console.print(f"  artifacts: {store_url}")
@@ -111,7 +111,8 @@ def print_estimate(estimate: BatchEstimate, *, simulated: bool, console: Console
     label = " (simulated prices)" if simulated else ""
     table = Table(title=f"estimated cost, roster {estimate.roster}{label}")
     table.add_column("task", no_wrap=True)
-    for stage in ("plan", "implement", "review"):
+    stages = [s for s in ("localize", "plan", "implement", "review") if any(e.stage == s for t in estimate.tasks for e in t.stages)]
+    for stage in stages:
         table.add_column(stage, justify="right", no_wrap=True)
     table.add_column("expected", justify="right", no_wrap=True)
     table.add_column(f"worst ({estimate.max_rounds} rounds)", justify="right", no_wrap=True)
@@ -121,7 +122,7 @@ def print_estimate(estimate: BatchEstimate, *, simulated: bool, console: Console
             by_stage[stage.stage] = by_stage.get(stage.stage, 0.0) + stage.cost_usd
         table.add_row(
             task.task_id,
-            *(format_usd(by_stage.get(stage, 0.0)) for stage in ("plan", "implement", "review")),
+            *(format_usd(by_stage.get(stage, 0.0)) for stage in stages),
             format_usd(task.expected_usd),
             format_usd(task.worst_usd),
         )

@@ -276,7 +276,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise InputError("--task-budget must be a positive amount of USD")
     policy = Policy(max_rounds=args.max_rounds, task_budget_usd=args.task_budget)
     if args.dry_run:
-        return _compare_dry_run(manifest, rosters, policy)
+        return _compare_dry_run(manifest, rosters, policy, args.store)
     store_url = _store_url(args.store)
     compare_id = _safe_id(args.compare_id or f"compare-{manifest.batch}")
     console = _console()
@@ -321,20 +321,24 @@ def print_compare(report, console: Console | None = None) -> None:
                   "made now / served from cache / paid now: what this run spent; *: Pareto front")  # fmt: skip
 
 
-def _compare_dry_run(manifest, rosters, policy) -> int:
+def _compare_dry_run(manifest, rosters, policy, store: str) -> int:
     from quorum.domain.cost import format_usd
     from quorum.domain.compare import estimate_compare
     from quorum.llm.pricing import litellm_price
-    from quorum.stages.sizes import prompt_sizes
-    from quorum.workspace.workspace import prepare_workspace, read_context, remove_workspace
+    from quorum.settings import settings
+    from quorum.stages.sizes import estimated_prompt_sizes
+    from quorum.workspace.workspace import prepare_workspace, remove_workspace
 
-    sizes = {}
+    sizes: list[dict] = [{} for _ in rosters]
+    index_cache = settings().index_cache_dir(store)
     with tempfile.TemporaryDirectory(prefix="quorum-estimate-") as tmp:
         for spec in manifest.tasks:
             workspace = prepare_workspace(Path(spec.repo), Path(tmp), ref=spec.ref)
-            files = read_context(Path(workspace.path))
-            remove_workspace(workspace)
-            sizes[spec.id] = prompt_sizes(spec.task, files)
+            try:  # each roster's contexts as the pipeline builds them, within its models' budgets
+                for table, roster in zip(sizes, rosters, strict=True):
+                    table[spec.id] = estimated_prompt_sizes(spec.task, workspace.path, index_cache, roster)
+            finally:
+                remove_workspace(workspace)
     estimates = estimate_compare(sizes, rosters, policy.max_rounds, litellm_price)
     console = _console()
     simulated = any(r.simulated for r in rosters)

@@ -1,5 +1,7 @@
 """`quorum` command line: run one task or a batch, with progress and a summary table.
 
+`quorum context` (quorum/cli/context.py) shows what a model would be given for a task, without a model call.
+
 Exit codes: 0 every task resolved (or approved without acceptance tests); 1 the batch ran but some
 tasks were not resolved; 2 the input is bad (nothing was run); 3 the run itself broke.
 `quorum apply-reply` (quorum/cli/apply_reply.py): 0 applied, 1 refused, 2 bad input.
@@ -68,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_apply_reply_parser(sub)
     experiments.add_commands(sub, DEFAULT_STORE)  # review, compare, review-eval (quorum/cli/experiments.py)
+    from quorum.cli import context
+
+    context.add_arguments(sub.add_parser(
+        "context", help="what a model would see for a task: ranked files and code regions (no model call)",
+        description="Rank a repository's files and code regions for a task and assemble the context within a "
+        "token budget: the deterministic part of localization (no model call).",
+    ))  # fmt: skip
     return parser
 
 
@@ -75,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "apply-reply":  # no Prefect, no models: the applier alone (exit 0/1/2)
         return run_apply_reply(args)
+    if args.command == "context":  # deterministic and quick: no Prefect, no litellm
+        from quorum.cli import context
+
+        try:
+            return context.run(args)
+        except BrokenPipeError:  # `quorum context ... | head`
+            sys.stderr.close()
+            return EXIT_OK
     if args.command != "check-roster":
         _configure_prefect(args)  # before anything imports prefect: its settings are read at import
     try:
@@ -178,20 +195,23 @@ def _configure_prefect(args: argparse.Namespace) -> None:
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(Path(cache_dir).resolve()))
 
 
-def _dry_run(manifest, roster, policy) -> int:
+def _dry_run(manifest, roster, policy, store: str) -> int:
     from quorum.cli.display import print_estimate
     from quorum.domain.estimate import estimate_batch, estimate_task
     from quorum.llm.pricing import litellm_price
-    from quorum.stages.sizes import prompt_sizes
-    from quorum.workspace.workspace import prepare_workspace, read_context, remove_workspace
+    from quorum.settings import settings
+    from quorum.stages.sizes import estimated_prompt_sizes
+    from quorum.workspace.workspace import prepare_workspace, remove_workspace
 
     estimates = []
+    index_cache = settings().index_cache_dir(store)
     with tempfile.TemporaryDirectory(prefix="quorum-estimate-") as tmp:
         for spec in manifest.tasks:
             workspace = prepare_workspace(Path(spec.repo), Path(tmp), ref=spec.ref)
-            files = read_context(Path(workspace.path))
-            remove_workspace(workspace)
-            sizes = prompt_sizes(spec.task, files)
+            try:  # each stage's context as the pipeline builds it, within each model's budget
+                sizes = estimated_prompt_sizes(spec.task, workspace.path, index_cache, roster)
+            finally:
+                remove_workspace(workspace)
             estimates.append(estimate_task(spec.id, sizes, roster, policy.max_rounds, litellm_price))
     print_estimate(estimate_batch(estimates, roster, policy.max_rounds), simulated=roster.simulated)
     return EXIT_OK
@@ -200,7 +220,7 @@ def _dry_run(manifest, roster, policy) -> int:
 def _run(args: argparse.Namespace) -> int:
     manifest, roster, policy = _load_inputs(args)
     if getattr(args, "dry_run", False):
-        return _dry_run(manifest, roster, policy)
+        return _dry_run(manifest, roster, policy, args.store)
     store_url = args.store if "://" in args.store or args.store.startswith("block:") else str(Path(args.store).resolve())
 
     from quorum.cli.display import BatchDisplay

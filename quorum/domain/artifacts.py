@@ -7,7 +7,7 @@ import re
 
 from pydantic import BaseModel
 
-from quorum.domain.models import Decision, LLMCall, PatchResult, Plan, ReviewResult, VerificationReport
+from quorum.domain.models import Decision, LLMCall, PatchResult, Plan, ReviewResult, RoundContext, VerificationReport
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -73,6 +73,25 @@ def review_artifacts(prefix: str, reviews: list[ReviewResult]) -> dict[str, str]
 
 def plan_artifacts(prefix: str, plan: Plan, plan_markdown: str, calls: list[LLMCall]) -> dict[str, str]:
     return {f"{prefix}/plan.md": plan_markdown, f"{prefix}/plan.json": to_json(plan), **call_artifacts(prefix, calls)}
+
+
+def localize_artifacts(prefix: str, localization: BaseModel, calls: list[LLMCall]) -> dict[str, str]:
+    """What the localize stage decided (or its deterministic stand-in), and the calls it made."""
+    return {f"{prefix}/localization.json": to_json(localization), **call_artifacts(prefix, calls)}
+
+
+def context_key(prefix: str) -> str:
+    return f"{prefix}/context.json"
+
+
+def context_artifacts(prefix: str, context: RoundContext) -> dict[str, str]:
+    """What each stage of a round saw of the repository, why, and its tokens (context.json)."""
+    data = context.model_dump(mode="json")
+    data["totals"] = {
+        "tokens": context.total_tokens,
+        "by_stage": {f"{stage.stage} {stage.model}".strip(): stage.tokens for stage in context.stages},
+    }
+    return {context_key(prefix): to_json(data)}
 
 
 def decision_artifacts(prefix: str, decision: Decision) -> dict[str, str]:

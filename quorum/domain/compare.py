@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from quorum.domain.cost import format_usd
-from quorum.domain.estimate import TaskEstimate, estimate_task
+from quorum.domain.estimate import PromptSizes, TaskEstimate, estimate_task
 from quorum.domain.models import BatchReport, LLMCall, TaskStatus
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.stats import pareto_front, ratio, wilson_interval
@@ -216,16 +216,19 @@ class RosterEstimate(BaseModel):
 
 
 def estimate_compare(
-    sizes: dict[str, dict[str, int]],
+    sizes: list[dict[str, PromptSizes]],
     rosters: list[Roster],
     max_rounds: int,
     price: Callable[[str, int, int], float],
 ) -> list[RosterEstimate]:
-    """Per roster, the dry-run estimate (`quorum.domain.estimate`), and what running them in order pays."""
+    """Per roster, the dry-run estimate (`quorum.domain.estimate`), and what running them in order pays.
+    `sizes[i]`: roster i's prompt sizes per task id (each roster's models have their own context budgets)."""
+    if len(sizes) != len(rosters):
+        raise ValueError(f"estimate_compare: {len(sizes)} size tables for {len(rosters)} rosters")
     seen_planners: set[str] = set()
     rows = []
-    for roster in rosters:
-        tasks = [estimate_task(task_id, task_sizes, roster, max_rounds, price) for task_id, task_sizes in sizes.items()]
+    for roster, roster_sizes in zip(rosters, sizes, strict=True):
+        tasks = [estimate_task(task_id, task_sizes, roster, max_rounds, price) for task_id, task_sizes in roster_sizes.items()]
         expected = sum(t.expected_usd for t in tasks)
         planner_cost = sum(s.cost_usd for t in tasks for s in t.stages if s.stage == "plan")
         key = _stage_key(roster.planner)

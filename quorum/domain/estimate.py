@@ -2,8 +2,11 @@
 
 Assumptions, stated so a reader can judge the figures:
 
-* tokens are estimated as characters / 4 (the prompt is the real prompt text built from the
-  task and the repository; placeholders of typical size stand in for plan, patch and report);
+* tokens are estimated as characters / 4 (the prompt is the real prompt text built from the task
+  and each stage's repository context, as the pipeline chooses it within the model's context budget,
+  with the deterministic localization standing in for the localizer's answer; placeholders of typical
+  size stand in for plan, patch and report, and a reviewer's context is estimated as the localized
+  edit targets with their tests, as the patched regions will be);
 * a reply uses the typical completion size below for its stage, capped at the model's max_tokens;
 * one call per stage (re-asks and retries are not counted);
 * `expected` assumes one round with every reviewer; `worst` assumes `max_rounds` rounds with every
@@ -19,13 +22,22 @@ from pydantic import BaseModel, Field
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.tokens import CHARS_PER_TOKEN, tokens_for
 
-TYPICAL_COMPLETION_TOKENS = {"plan": 800, "implement": 1500, "review": 600}
+TYPICAL_COMPLETION_TOKENS = {"localize": 400, "plan": 800, "implement": 1500, "review": 600}
 TYPICAL_PLAN_CHARS = 2400
 TYPICAL_PATCH_CHARS = 3000
 TYPICAL_REPORT_CHARS = 800
 
 # (pricing model, prompt tokens, completion tokens) -> USD
 PriceFn = Callable[[str, int, int], float]
+
+
+class PromptSizes(BaseModel):
+    """Characters of each stage's prompt for one task (reviews: one per reviewer, in roster order)."""
+
+    localize: int = Field(default=0, description="0 when the roster has no localizer (no call).")
+    plan: int
+    implement: int
+    review: list[int]
 
 
 class StageEstimate(BaseModel):
@@ -70,16 +82,18 @@ def messages_chars(messages: list[dict[str, str]]) -> int:
     return sum(len(message.get("content") or "") for message in messages)
 
 
-def estimate_task(task_id: str, sizes: dict[str, int], roster: Roster, max_rounds: int, price: PriceFn) -> TaskEstimate:
-    plan = stage_estimate("plan", roster.planner, sizes["plan"], price)
-    implement = stage_estimate("implement", roster.implementer, sizes["implement"], price)
-    reviews = [stage_estimate("review", reviewer, sizes["review"], price) for reviewer in roster.reviewers]
+def estimate_task(task_id: str, sizes: PromptSizes, roster: Roster, max_rounds: int, price: PriceFn) -> TaskEstimate:
+    once = [stage_estimate("localize", roster.localizer, sizes.localize, price)] if roster.localizer else []
+    once.append(stage_estimate("plan", roster.planner, sizes.plan, price))
+    implement = stage_estimate("implement", roster.implementer, sizes.implement, price)
+    reviews = [stage_estimate("review", reviewer, chars, price) for reviewer, chars in zip(roster.reviewers, sizes.review, strict=True)]
     per_round = implement.cost_usd + sum(r.cost_usd for r in reviews)
+    first = sum(stage.cost_usd for stage in once)
     return TaskEstimate(
         task_id=task_id,
-        stages=[plan, implement, *reviews],
-        expected_usd=plan.cost_usd + per_round,
-        worst_usd=plan.cost_usd + per_round * max_rounds,
+        stages=[*once, implement, *reviews],
+        expected_usd=first + per_round,
+        worst_usd=first + per_round * max_rounds,
     )
 
 
@@ -96,7 +110,9 @@ def estimate_batch(tasks: list[TaskEstimate], roster: Roster, max_rounds: int) -
         worst_usd=sum(t.worst_usd for t in tasks),
         by_stage_expected_usd=by_stage,
         assumptions=[
-            f"tokens = characters / {CHARS_PER_TOKEN}, prompts built from the real task and repository text",
+            f"tokens = characters / {CHARS_PER_TOKEN}, prompts built from the real task and each stage's repository "
+            "context within its model's context budget (deterministic localization; reviewers: the localized edit "
+            "targets and their tests)",
             "replies of typical size: "
             + ", ".join(f"{stage} {tokens} tokens" for stage, tokens in TYPICAL_COMPLETION_TOKENS.items())
             + " (capped at each model's max_tokens)",

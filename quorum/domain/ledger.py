@@ -11,7 +11,7 @@ from quorum.domain.budget import BudgetCheck, SpendAccount, check_stage
 from quorum.domain.cost import summarize_calls
 from quorum.domain.estimate import PriceFn, stage_estimate
 from quorum.domain.manifest import TaskSpec
-from quorum.domain.models import Decision, LLMCall, TaskResult, TaskStatus
+from quorum.domain.models import Decision, LLMCall, RoundContext, TaskResult, TaskStatus
 from quorum.domain.roster import StageModel
 
 
@@ -42,10 +42,14 @@ class TaskLedger:
             self.timings[stage] += time.time() - started
 
     def allows(
-        self, stage: str, models: list[StageModel], prompt_chars: int, price: PriceFn, task_budget_usd: float | None
-    ) -> BudgetCheck:
-        """Whether a stage with these models still fits the task's budget and the batch's remainder."""
-        estimate = sum(stage_estimate(stage, model, prompt_chars, price).cost_usd for model in models)
+        self, stage: str, models: list[StageModel], prompt_chars: int | list[int], price: PriceFn,
+        task_budget_usd: float | None,
+    ) -> BudgetCheck:  # fmt: skip
+        """Whether a stage with these models still fits the task's budget and the batch's remainder.
+
+        `prompt_chars`: the prompt's size, or one per model (each reviewer has a context of its own)."""
+        sizes = prompt_chars if isinstance(prompt_chars, list) else [prompt_chars] * len(models)
+        estimate = sum(stage_estimate(stage, model, chars, price).cost_usd for model, chars in zip(models, sizes, strict=True))
         return check_stage(
             stage=stage, estimate_usd=estimate, task_spent_usd=self.spent(),
             task_budget_usd=task_budget_usd, batch=self.account,
@@ -61,6 +65,7 @@ class TaskLedger:
         decision: Decision | None = None,
         rounds: int = 0,
         artifacts: dict[str, str] | None = None,
+        contexts: list[RoundContext] | None = None,
     ) -> TaskResult:
         return TaskResult(
             batch_id=batch_id,
@@ -73,5 +78,6 @@ class TaskLedger:
             cost=summarize_calls(self.calls, run_started_at=self.run_started_at),
             timings_s={stage: round(seconds, 3) for stage, seconds in self.timings.items()},
             artifacts=dict(artifacts or {}),
+            contexts=list(contexts or []),
             policy_version=decision.policy_version if decision else "",
         )

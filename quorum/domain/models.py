@@ -284,6 +284,41 @@ class CostSummary(BaseModel):
     by_model: dict[str, StageCost] = Field(default_factory=dict)
 
 
+class ContextSpan(BaseModel):
+    """A region of a file a model was shown: 1-based inclusive lines of the file as it was on disk."""
+
+    path: str
+    start_line: int
+    end_line: int
+    tokens: int = Field(description="Tokens of its rendering (header and line numbers included), by the stage model's counter.")
+    reasons: list[str] = Field(default_factory=list, description="Why it was chosen (ranking evidence, plan, patch).")
+
+
+class StageContextRecord(BaseModel):
+    """What one stage's model saw of the repository, and why (kept in each round's context.json)."""
+
+    stage: str = Field(description="localize, plan, implement or review.")
+    model: str = ""
+    budget: int = Field(default=0, description="The model's context budget in tokens (its roster context_tokens).")
+    tokens: int = Field(default=0, description="Tokens of the repository context given, by the model's own tokenizer.")
+    regions: list[ContextSpan] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="How it was made, e.g. whether localization came from the model or the deterministic fallback.",
+    )
+
+
+class RoundContext(BaseModel):
+    """Every stage context of one round: the artifact context.json."""
+
+    round: int
+    stages: list[StageContextRecord] = Field(default_factory=list)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(stage.tokens for stage in self.stages)
+
+
 class RoundRecord(BaseModel):
     round: int
     patch_applied: bool
@@ -304,6 +339,9 @@ class TaskResult(BaseModel):
     acceptance: VerificationReport | None = None
     cost: CostSummary = Field(default_factory=CostSummary)
     timings_s: dict[str, float] = Field(default_factory=dict)
+    contexts: list[RoundContext] = Field(
+        default_factory=list, description="What each stage saw of the repository, per round (each round's context.json)."
+    )
     artifacts: dict[str, str] = Field(default_factory=dict, description="Artifact name -> store key.")
     policy_version: str = ""
     spec_digest: str = Field(default="", description="Digest of task, roster and policy; a resumed batch reuses a result only if it matches.")

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from quorum.domain.cost import format_usd, merge_summaries
-from quorum.domain.models import BatchReport, TaskResult, TaskStatus
+from quorum.domain.models import BatchReport, StageContextRecord, TaskResult, TaskStatus
 from quorum.domain.policy import UNISOLATED_NOTE
 
 SUCCESS_STATUSES = frozenset({TaskStatus.resolved, TaskStatus.approved_unverified})
@@ -93,11 +93,33 @@ def render_task_markdown(result: TaskResult, store_url: str) -> str:
     ]
     for stage, cost in sorted(result.cost.by_stage.items()):
         lines.append(f"| {stage} | {cost.calls} | {format_usd(cost.cost_usd)} |")
+    if result.contexts:
+        lines += ["", "## Context", "", "What each model was shown of the repository (context.json of each round).", "",
+                  "| round | stage | model | tokens / budget | shown |", "|---|---|---|---|---|"]  # fmt: skip
+        for round_context in result.contexts:
+            for stage in round_context.stages:
+                used = f"{stage.tokens} / {stage.budget}" if stage.budget else str(stage.tokens)
+                lines.append(f"| {round_context.round} | {stage.stage} | {stage.model or '-'} | {used} | "
+                             f"{_cell(_shown(stage))} |")  # fmt: skip
     if result.decision and result.decision.reasons:
         lines += ["", "## Decision", "", *[f"- {reason}" for reason in result.decision.reasons]]
     if result.decision and result.decision.notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in result.decision.notes]]
     return "\n".join(lines) + "\n"
+
+
+def _shown(stage: StageContextRecord, limit: int = 6) -> str:
+    """The regions a stage saw (`path:start-end`), or for the localizer what it decided."""
+    if not stage.regions:
+        return "; ".join(stage.notes[:2]) or "-"
+    spans = [f"{r.path}:{r.start_line}-{r.end_line}" for r in stage.regions[:limit]]
+    more = len(stage.regions) - limit
+    return ", ".join(spans) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _cell(text: str, limit: int = 300) -> str:
+    flat = " ".join(text.split()).replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def render_batch_markdown(report: BatchReport) -> str:

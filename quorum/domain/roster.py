@@ -19,6 +19,12 @@ from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_va
 from quorum.domain.edit_format import EditFormat, parse_edit_format, resolve_edit_format
 
 SCRIPTED_PROVIDER = "scripted"
+# Tokens of repository context each stage's model is given when its roster entry sets no `context_tokens`
+# (counted with that model's tokenizer). The planner's covers the repository map (1/7 of it, at most 2,500)
+# and the code regions: smaller than the others, because the premium model's tokens cost most and the
+# localizer has already narrowed the code down (docs/context.md has the trade-off measured).
+DEFAULT_CONTEXT_TOKENS = {"localize": 16_000, "plan": 12_000, "implement": 16_000, "review": 16_000}
+MIN_CONTEXT_TOKENS = 1_000
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -63,6 +69,16 @@ class StageModel(BaseModel):
         title="API key variable",
         description="Name of the environment variable holding the API key (the key itself is never stored). "
         "Default: litellm's variable for the provider, e.g. OPENAI_API_KEY.",
+    )
+    context_tokens: int | None = Field(
+        default=None,
+        ge=MIN_CONTEXT_TOKENS,
+        le=2_000_000,
+        title="Context budget (tokens)",
+        description="Tokens of repository context this stage's model is given (map, code regions, callers, tests), "
+        "counted with the model's own tokenizer. Default per stage: "
+        + ", ".join(f"{stage} {tokens}" for stage, tokens in DEFAULT_CONTEXT_TOKENS.items())
+        + ". Must fit the model's input window (checked against litellm's model table when the roster is loaded).",
     )
     fallbacks: list[StageModel] = Field(
         default_factory=list,
@@ -122,6 +138,11 @@ class StageModel(BaseModel):
         for fallback in self.fallbacks:
             if fallback.fallbacks:
                 raise ValueError(f"fallback {fallback.model} of {self.model} cannot have fallbacks of its own")
+            if fallback.context_tokens is not None:
+                raise ValueError(
+                    f"fallback {fallback.model} of {self.model} cannot set context_tokens: the context is built for "
+                    f"{self.model} and a fallback is sent the same prompt"
+                )
             if fallback.model == self.model and fallback.api_base == self.api_base:
                 raise ValueError(f"{self.model} lists itself as a fallback")
         return self
@@ -144,6 +165,10 @@ class StageModel(BaseModel):
         """The provider this model's calls go to; for a scripted model, the provider it simulates."""
         return self.pricing_model.partition("/")[0]
 
+    def context_budget(self, stage: str) -> int:
+        """Tokens of repository context for this model serving `stage` (its own setting, else the stage default)."""
+        return self.context_tokens or DEFAULT_CONTEXT_TOKENS[stage]
+
     def chain(self) -> list[StageModel]:
         """This model followed by its fallbacks, in the order they are tried."""
         return [self, *self.fallbacks]
@@ -164,6 +189,11 @@ class ProviderLimits(BaseModel):
 
 class Roster(BaseModel):
     name: str = "custom"
+    localizer: StageModel | None = Field(
+        default=None,
+        description="The `localize` stage: a cheap long-context model that reads the repository map and names the "
+        "files and symbols to read and to edit. Without one, the deterministic ranking localizes (no call).",
+    )
     planner: StageModel
     implementer: StageModel
     reviewers: list[StageModel] = Field(min_length=2)
@@ -219,7 +249,14 @@ class Roster(BaseModel):
         return any(m.is_scripted for m in self.all_models())
 
     def primary_models(self) -> list[StageModel]:
-        return [self.planner, self.implementer, *self.reviewers]
+        localizer = [self.localizer] if self.localizer else []
+        return [*localizer, self.planner, self.implementer, *self.reviewers]
+
+    def stage_models(self) -> list[tuple[str, StageModel]]:
+        """(stage, model) for every stage's primary model: localize (when set), plan, implement, each review."""
+        localizer = [("localize", self.localizer)] if self.localizer else []
+        return [*localizer, ("plan", self.planner), ("implement", self.implementer),
+                *(("review", reviewer) for reviewer in self.reviewers)]  # fmt: skip
 
     def all_models(self) -> list[StageModel]:
         """Every model the roster may call: each stage's model followed by its fallbacks."""

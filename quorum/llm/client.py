@@ -68,6 +68,7 @@ DEFAULT_TIMEOUT_S = 300.0
 DEFAULT_STRUCTURED_ATTEMPTS = 3
 MAX_REASK_CHARS = 6000
 DEFAULT_RETRY_POLICY = RetryPolicy(attempt_timeout_s=DEFAULT_TIMEOUT_S)
+PROMPT_HEADROOM_TOKENS = 4_000  # a stage's prompt besides its repository context: instructions, task, plan, patch
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
@@ -158,7 +159,7 @@ def get_litellm() -> Any:
 
 
 def check_roster_models(roster: Roster) -> None:
-    """Refuse models litellm cannot price, before any call is made."""
+    """Refuse models litellm cannot price, and context budgets a model's input window cannot hold, before any call."""
     litellm = get_litellm()
     unknown = []
     for stage_model in roster.all_models():
@@ -171,6 +172,19 @@ def check_roster_models(roster: Roster) -> None:
             f"roster {roster.name!r}: unknown model string(s) {', '.join(unknown)} "
             "(not in litellm's price table; check the provider prefix and model name)"
         )
+    too_big = []
+    for stage, primary in roster.stage_models():
+        budget = primary.context_budget(stage)
+        for stage_model in primary.chain():  # a fallback is sent the same prompt
+            info = litellm.get_model_info(stage_model.pricing_model)
+            window = info.get("max_input_tokens") or info.get("max_tokens")
+            if window and budget + PROMPT_HEADROOM_TOKENS > window:
+                too_big.append(
+                    f"{stage} {stage_model.model}: context_tokens {budget} + {PROMPT_HEADROOM_TOKENS} for the rest of "
+                    f"the prompt exceeds its input window of {window} tokens"
+                )
+    if too_big:
+        raise RosterError(f"roster {roster.name!r}: " + "; ".join(too_big))
 
 
 def check_roster(roster: Roster) -> None:

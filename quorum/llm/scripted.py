@@ -7,6 +7,7 @@ so costs computed from them are simulated and labelled as such wherever they are
 
 Script format (YAML), every reply being what a model would return as text (a mapping is sent as JSON):
 
+    localize: {edit_files: [...], read_files: [...], symbols: [...]}   # or a string
     plan: {summary: ..., steps: [...]}          # or a string
     implement: {1: "reply with a ```diff block", 2: ...}
     review: {scripted/gpt-5-mini: {1: {verdict: approve, findings: []}}}

@@ -27,7 +27,7 @@ from quorum.llm.client import ReaskError, StructuredOutputError, ask_structured
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
 from quorum.stages.plan import render_plan_markdown
-from quorum.stages.prompting import delimit, render_repository
+from quorum.stages.prompting import delimit, render_context
 from quorum.stages.templates import load_template
 
 
@@ -49,7 +49,7 @@ def render_findings(findings: list[Finding]) -> str:
 
 def build_implement_messages(
     task_text: str,
-    files: dict[str, str],
+    context: str,
     plan: Plan,
     round_no: int,
     feedback: list[str],
@@ -57,8 +57,9 @@ def build_implement_messages(
     *,
     edit_format: EditFormat,
 ) -> list[dict[str, str]]:
+    """`context`: the implementer's repository context (the regions the plan names, line-numbered <file> blocks)."""
     system = TEMPLATE.render("system", edit_format=format_instructions(edit_format))
-    parts = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan)), render_repository(files)]
+    parts = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan)), render_context(context)]
     if round_no > 1:
         report = "\n".join(f"- {reason}" for reason in feedback) + "\n\nFindings:\n" + render_findings(findings)
         parts.append(TEMPLATE.render("revision", round=round_no, report=delimit("report", report)))
@@ -92,7 +93,7 @@ def reply_check(result: PatchResult, asked: EditFormat) -> dict[str, Any]:
 def run_implement(
     spec: TaskSpec,
     implementer: StageModel,
-    files: dict[str, str],
+    context: str,
     plan: Plan,
     round_no: int,
     feedback: list[str],
@@ -100,7 +101,7 @@ def run_implement(
     workspace: Path | None = None,
 ) -> ImplementOutput:
     fmt = implementer.resolved_edit_format
-    messages = build_implement_messages(spec.task, files, plan, round_no, feedback, findings, edit_format=fmt)
+    messages = build_implement_messages(spec.task, context, plan, round_no, feedback, findings, edit_format=fmt)
     checked: dict[str, PatchResult] = {}  # reply text -> its check (the same text checks the same way)
     last: list[str] = []
 

@@ -10,7 +10,7 @@ from quorum.domain.roster import StageModel
 from quorum.llm.client import ask_structured
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
-from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_repository
+from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_context
 from quorum.stages.templates import load_template
 
 
@@ -18,9 +18,10 @@ class PlanOutput(StageOutput):
     plan: Plan
 
 
-def build_plan_messages(task_text: str, files: dict[str, str]) -> list[dict[str, str]]:
+def build_plan_messages(task_text: str, context: str) -> list[dict[str, str]]:
+    """`context`: the planner's repository context (map and regions as PROMPT_RENDERER's <file> blocks)."""
     system = TEMPLATE.render("system", schema=json_schema_hint(Plan))
-    user = f"{delimit('task', task_text)}\n\n{render_repository(files)}"
+    user = f"{delimit('task', task_text)}\n\n{render_context(context)}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -42,8 +43,8 @@ def render_plan_markdown(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_plan(spec: TaskSpec, planner: StageModel, files: dict[str, str]) -> PlanOutput:
-    messages = build_plan_messages(spec.task, files)
+def run_plan(spec: TaskSpec, planner: StageModel, context: str) -> PlanOutput:
+    messages = build_plan_messages(spec.task, context)
     plan, calls = ask_structured("plan", planner, messages, parse_plan, script=spec.script, round_no=1)
     return PlanOutput(plan=plan, calls=calls)
 

@@ -12,6 +12,8 @@ import tempfile
 
 from pydantic import BaseModel, ValidationError
 
+from quorum.context.render import Block, numbered
+from quorum.context.python_symbols import split_lines
 from quorum.stages.templates import DATA_RULE  # noqa: F401  (re-exported: every stage names it)
 
 _TIMING = re.compile(r"\s*\bin \d+(?:\.\d+)?\s*s(?:econds)?\b|\s*\(\d+(?:\.\d+)?\s*s\)")
@@ -38,9 +40,48 @@ def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
+class PromptRenderer:
+    """Repository text as the models are sent it: one delimited <file> block per view of a file.
+
+    `lines="A-B"`: those lines, each prefixed with its number and '|'; `view="skeleton"`: the file's
+    definitions; `view="paths"` (path "."): the file listing. The context functions count this very
+    text against each model's budget (quorum.context.render).
+    """
+
+    def block(self, block: Block) -> str:
+        attrs = {"path": block.path}
+        if block.view == "lines":
+            attrs["lines"] = f"{block.start_line}-{block.end_line}"
+        else:
+            attrs["view"] = block.view
+        if block.note:
+            attrs["note"] = block.note
+        return delimit("file", block.body, **attrs) + "\n"
+
+    def heading(self, text: str) -> str:
+        return ""  # the blocks' attributes say what they are
+
+
+PROMPT_RENDERER = PromptRenderer()
+
+
+def render_context(context: str) -> str:
+    """A stage's repository context (delimited <file> blocks made by PROMPT_RENDERER) in a <repository> block."""
+    return _wrap("repository", context.strip("\n"), {})  # each file block is neutralised already; its </file> stays
+
+
+def render_files(files: dict[str, str]) -> str:
+    """Whole files as context: line-numbered <file> blocks, exactly as the context functions render regions."""
+    parts = []
+    for path, content in sorted(files.items()):
+        lines = split_lines(content)
+        parts.append(PROMPT_RENDERER.block(Block(path, numbered(lines, 1, len(lines)), "lines", 1, len(lines))))
+    return "".join(parts)
+
+
 def render_repository(files: dict[str, str]) -> str:
-    body = "\n".join(delimit("file", content, path=path) for path, content in sorted(files.items()))
-    return _wrap("repository", body, {})  # each file's content is neutralised already; its own </file> must stay
+    """Whole files in a <repository> block (see render_files)."""
+    return render_context(render_files(files))
 
 
 def json_schema_hint(model: type[BaseModel]) -> str:

@@ -11,7 +11,7 @@ from quorum.llm.client import ask_structured
 from quorum.stages import prompting
 from quorum.stages.implement import render_findings
 from quorum.stages.plan import render_plan_markdown
-from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_repository, stable_text
+from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_context, stable_text
 from quorum.stages.templates import load_template
 
 
@@ -26,15 +26,16 @@ def render_tool_report(verification: list[VerificationReport]) -> str:
 
 
 def build_review_messages(
-    task_text: str, files: dict[str, str], plan: Plan, diff: str, tool_report: str
+    task_text: str, context: str, plan: Plan, diff: str, tool_report: str
 ) -> list[dict[str, str]]:
+    """`context`: the reviewer's repository context (the patched regions, callers and tests, after the patch)."""
     system = TEMPLATE.render("system", schema=json_schema_hint(Review))
     parts = [
         delimit("task", task_text),
         delimit("plan", render_plan_markdown(plan)),
         delimit("patch", diff),
         delimit("report", tool_report),
-        render_repository(files),
+        render_context(context),
     ]
     return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
 
@@ -44,9 +45,9 @@ def parse_review(text: str) -> Review:
 
 
 def run_review(
-    spec: TaskSpec, reviewer: StageModel, files: dict[str, str], plan: Plan, diff: str, tool_report: str, round_no: int
+    spec: TaskSpec, reviewer: StageModel, context: str, plan: Plan, diff: str, tool_report: str, round_no: int
 ) -> ReviewResult:
-    messages = build_review_messages(spec.task, files, plan, diff, tool_report)
+    messages = build_review_messages(spec.task, context, plan, diff, tool_report)
     review, calls = ask_structured("review", reviewer, messages, parse_review, script=spec.script, round_no=round_no)
     return ReviewResult(reviewer=reviewer.model, provider=reviewer.provider, review=review, calls=calls)
 

@@ -1,7 +1,7 @@
 """Prompt templates: text files beside the stages, versioned by their content.
 
 A stage's prompt version (part of its LLM cache key) is a digest of its template files, the shared
-data rule and the code that assembles its messages, so changing any of them misses the cache and
+data and context rules and the code that assembles its messages, so changing any of them misses the cache and
 nothing is ever bumped by hand.
 """
 
@@ -16,6 +16,7 @@ from types import ModuleType
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 DATA_RULE_FILE = "data_rule.txt"
+CONTEXT_RULE_FILE = "context_rule.txt"
 
 
 def _read(name: str) -> str:
@@ -23,6 +24,7 @@ def _read(name: str) -> str:
 
 
 DATA_RULE = _read(DATA_RULE_FILE)
+CONTEXT_RULE = _read(CONTEXT_RULE_FILE)  # how repository context is laid out (quorum.stages.prompting.PromptRenderer)
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class PromptTemplate:
     version: str
 
     def render(self, section: str, **values: object) -> str:
-        """A section with `$name` placeholders filled; `$data_rule` is always available."""
-        return Template(self.sections[section]).substitute({"data_rule": DATA_RULE, **values})
+        """A section with `$name` placeholders filled; `$data_rule` and `$context_rule` are always available."""
+        return Template(self.sections[section]).substitute(
+            {"data_rule": DATA_RULE, "context_rule": CONTEXT_RULE, **values}
+        )
 
 
 def load_template(stage: str, *code: ModuleType) -> PromptTemplate:
@@ -48,6 +52,7 @@ def load_template(stage: str, *code: ModuleType) -> PromptTemplate:
     for name, text in sorted(sections.items()):
         digest.update(f"{name}\0{text}\0".encode())
     digest.update(DATA_RULE.encode())
+    digest.update(CONTEXT_RULE.encode())
     for module in code:
         digest.update(inspect.getsource(module).encode())
     return PromptTemplate(stage=stage, sections=sections, version=f"{stage}-{digest.hexdigest()[:12]}")

@@ -316,7 +316,11 @@ def read_context(
     max_bytes: int = 200_000,
     include_suffixes: tuple[str, ...] = DEFAULT_CONTEXT_SUFFIXES,
 ) -> dict[str, str]:
-    """Tracked text files and their contents, for a model's context.
+    """Tracked text files and their contents (whole files until `max_bytes`).
+
+    This was every LLM stage's context before quorum.context chose regions per stage; it stays as the
+    baseline bench/localize.py measures ("today's selector") and for whole-file contexts of tiny
+    repositories in benchmarks and tests.
 
     Files are taken in sorted path order; a file whose content would push the total over `max_bytes`
     is skipped (later, smaller files may still fit), so the result is deterministic. Symlinks,
