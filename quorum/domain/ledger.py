@@ -11,7 +11,7 @@ from quorum.domain.budget import BudgetCheck, SpendAccount, check_stage
 from quorum.domain.cost import summarize_calls
 from quorum.domain.estimate import PriceFn, stage_estimate
 from quorum.domain.manifest import TaskSpec
-from quorum.domain.models import Decision, LLMCall, TaskResult, TaskStatus
+from quorum.domain.models import Decision, EnvironmentSummary, LLMCall, TaskResult, TaskStatus
 from quorum.domain.roster import StageModel
 
 
@@ -61,6 +61,7 @@ class TaskLedger:
         decision: Decision | None = None,
         rounds: int = 0,
         artifacts: dict[str, str] | None = None,
+        environment: EnvironmentSummary | None = None,
     ) -> TaskResult:
         return TaskResult(
             batch_id=batch_id,
@@ -74,4 +75,5 @@ class TaskLedger:
             timings_s={stage: round(seconds, 3) for stage, seconds in self.timings.items()},
             artifacts=dict(artifacts or {}),
             policy_version=decision.policy_version if decision else "",
+            environment=environment,
         )

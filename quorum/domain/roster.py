@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 SCRIPTED_PROVIDER = "scripted"
+GOLD_PROVIDER = "gold"  # replays a SWE-bench instance's own patch (quorum validate); script-driven like scripted
+SCRIPT_DRIVEN = (SCRIPTED_PROVIDER, GOLD_PROVIDER)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -111,7 +113,8 @@ class StageModel(BaseModel):
 
     @property
     def is_scripted(self) -> bool:
-        return self.model.startswith(SCRIPTED_PROVIDER + "/")
+        """Replies come from a per-task file, not a hosted model: `scripted/...` and `gold/...`."""
+        return self.model.partition("/")[0] in SCRIPT_DRIVEN
 
     @property
     def pricing_model(self) -> str:

@@ -358,7 +358,7 @@ def run_tests(
         for d in dirs.values():
             d.mkdir()
         started = time.monotonic()
-        requested = list(dict.fromkeys(node_ids)) if node_ids else None
+        requested = list(dict.fromkeys(n.replace(WORKSPACE_TOKEN, ws) for n in node_ids)) if node_ids else None
         ids = list(requested) if requested else None
         unfound: list[str] = []  # ids pytest refused (they may still be reached through their function)
         tried_parents: set[str] = set()
@@ -414,9 +414,26 @@ def run_tests(
                 else:
                     out.missing.append(nid)
         out.duration_s = time.monotonic() - started
-        return out
+        return stable_ids(out, ws)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+WORKSPACE_TOKEN = "{workspace}"
+
+
+def stable_ids(out: TestRunResult, ws: str) -> TestRunResult:
+    """Node ids that name the run's own (throwaway) directory -- parametrized with ``__file__``, say --
+    get ``{workspace}`` in its place, so the baseline and later runs in other copies agree. Pure."""
+    def norm(nid: str) -> str:
+        return nid.replace(ws, WORKSPACE_TOKEN)
+
+    return out.model_copy(update=dict(
+        outcomes={norm(k): v.model_copy(update={"nodeid": norm(k)}) for k, v in out.outcomes.items()},
+        requested=[norm(n) for n in out.requested] if out.requested is not None else None,
+        missing=[norm(n) for n in out.missing], not_found=[norm(n) for n in out.not_found],
+        via_parent=[norm(n) for n in out.via_parent], aliases={norm(k): norm(v) for k, v in out.aliases.items()},
+    ))
 
 
 class ScopedRunResult(BaseModel):
