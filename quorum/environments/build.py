@@ -80,6 +80,7 @@ class BuildPlan(BaseModel):
     constraints_txt: str
     commands: list[Command]
     allow_fail: list[str] = Field(default_factory=list, description="Command names whose failure is tolerated.")
+    project_tree: str | None = Field(default=None, description="build-deps: the tree copied to <staging>/project.")
 
 
 class EnvBuildResult(BaseModel):
@@ -153,8 +154,8 @@ def plan_build(
         if not tree:
             raise ValueError("install_project='build-deps' needs the repository tree")
         extras = f"[{','.join(spec.project_extras)}]" if spec.project_extras else ""
-        reqs.append(f"{Path(tree).resolve()}{extras}")
-        readable.append(str(Path(tree).resolve()))
+        # built from a copy inside the staging directory: its build code writes next to its sources
+        reqs.append(f"{staging / 'project'}{extras}")
     common = dict(cwd=str(staging), env=env, writable=writable, readable=readable)
     t = limits.timeout_s
     install = [uv, "pip", "install", "--no-config", "--python", vpy, "--link-mode", "copy",
@@ -185,6 +186,7 @@ def plan_build(
         key=key, spec=spec, cache_dir=str(cache), staging_dir=str(staging), final_dir=str(final),
         requirements_txt="\n".join(reqs) + "\n", constraints_txt="\n".join(spec.constraints) + "\n",
         commands=commands, allow_fail=["compile"],
+        project_tree=str(Path(tree).resolve()) if spec.install_project == "build-deps" and tree else None,
     )
 
 
@@ -267,6 +269,9 @@ def execute_plan(plan: BuildPlan, runner: Runner, limits: BuildLimits) -> tuple[
     staging = Path(plan.staging_dir)
     for sub in ("home", "tmp"):
         (staging / sub).mkdir(parents=True, exist_ok=True)
+    if plan.project_tree:
+        shutil.copytree(plan.project_tree, staging / "project", symlinks=True,
+                        ignore=shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".venv", ".tox"))
     (staging / "requirements.txt").write_text(plan.requirements_txt)
     (staging / "constraints.txt").write_text(plan.constraints_txt)
     Path(plan.commands[0].env["UV_CACHE_DIR"]).mkdir(parents=True, exist_ok=True)
@@ -379,7 +384,7 @@ def _build_and_publish(plan: BuildPlan, spec: EnvironmentSpec, runner: Runner, l
             "size_bytes": tree_size(staging),
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))
-        for sub in ("home", "tmp"):
+        for sub in ("home", "tmp", "project"):
             remove_tree(staging / sub)
         (staging / "last_used").touch()
         seal(staging)

@@ -239,7 +239,6 @@ def base_of(workspace: str) -> str:
 
 def prepare(workspace: str, environment: TaskEnvironment, *, force: bool = False) -> PreparedEnvironment:
     """The environment for the repository in ``workspace`` (see the module docstring)."""
-    started = time.monotonic()
     try:
         spec = spec_for_tree(workspace, list(_pythons()), overrides_for(environment))
     except SpecError as exc:
@@ -255,6 +254,7 @@ def prepare(workspace: str, environment: TaskEnvironment, *, force: bool = False
         return PreparedEnvironment(status="env_error", error="no uv binary: set QUORUM_UV or run `make setup`")
     cache = cache_dir()
     limits = BuildLimits(timeout_s=settings().env_build_timeout_s)
+    started = time.monotonic()  # the environment's own time: build (or wait for one), or reuse
     try:
         built = ensure_environment(spec, cache, uv=uv, tree=workspace, limits=limits, runner_factory=sandboxed_build)
     except SandboxUnavailable as exc:  # includes IsolationUnavailable: the build's code never ran
