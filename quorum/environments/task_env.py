@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -85,6 +86,11 @@ class PreparedEnvironment(BaseModel):
     base: str = Field(default="", description="The base commit (git sources) or the digest of the base's files.")
     baseline: Baseline | None = None
     acceptance_baseline: Baseline | None = None
+    held_out_files: list[str] = Field(
+        default_factory=list,
+        description="Test files an instance's test_patch changes: judged by its acceptance, not by the rounds "
+        "(the fix may rightly break their old version).",
+    )
 
     @property
     def active(self) -> bool:
@@ -126,13 +132,22 @@ def summary_of(env: PreparedEnvironment, instance: InstanceTests | None = None) 
     return out
 
 
-def checked_tests(baseline: Baseline, after: TestRunResult, ran_files: list[str] | None) -> list[str]:
+def checked_tests(
+    baseline: Baseline, after: TestRunResult, ran_files: list[str] | None, held_out: list[str] | None = None
+) -> list[str]:
     """What a round is judged on: every test that reported, plus every test that passed at the
     baseline in a file that ran (``None``: every file) and did not report now (its file stopped
-    importing, the run crashed): those are blamed. Tests of files the budget left out are not. Pure."""
+    importing, the run crashed): those are blamed. Tests of files the budget left out are not, nor
+    those of ``held_out`` files (an instance's test_patch updates them; its acceptance judges). Pure."""
     ran = None if ran_files is None else set(ran_files)
     kept = {t for t in baseline.passed if ran is None or t.split("::", 1)[0] in ran}
-    return sorted(set(after.outcomes) | kept)
+    skip = set(held_out or [])
+    return sorted(t for t in set(after.outcomes) | kept if t.split("::", 1)[0] not in skip)
+
+
+def patched_files(patch: str) -> list[str]:
+    """Files a unified diff changes (the b/ side of its `diff --git` lines). Pure."""
+    return sorted({m.group(1) for m in re.finditer(r"^diff --git a/\S+ b/(\S+)$", patch, re.M)})
 
 
 def _findings(tool: str, verdict: Verdict, after: TestRunResult) -> list[Finding]:
@@ -333,7 +348,9 @@ def take_baselines(
                 cache_path=baseline_cache_path(cache, base, env.key, ids, env.test_command, digest),
                 base_commit=base, env_key=env.key,
             )  # fmt: skip
-    return env.model_copy(update={"base": base, "baseline": suite, "acceptance_baseline": accept})
+    held_out = patched_files(instance.test_patch) if instance is not None else []
+    return env.model_copy(update={"base": base, "baseline": suite, "acceptance_baseline": accept,
+                                  "held_out_files": held_out})
 
 
 def verify_round(env: PreparedEnvironment, workspace: str, changed_files: list[str], *,
@@ -355,7 +372,7 @@ def verify_round(env: PreparedEnvironment, workspace: str, changed_files: list[s
             scoped = run_scoped(env.python, copy, changed_files=changed_files, budget_s=budget_s, **kw)
             after = scoped.result
         baseline = env.baseline or Baseline()
-        checked = checked_tests(baseline, after, None if scoped is None else scoped.ran_files)
+        checked = checked_tests(baseline, after, None if scoped is None else scoped.ran_files, env.held_out_files)
         first = judge(baseline, after, pass_to_pass=checked)
         again = sorted(set(first.newly_failing))
         rerun = run_tests(env.python, copy, node_ids=again, timeout_s=budget_s, **kw) if again else None
