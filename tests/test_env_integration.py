@@ -41,7 +41,6 @@ def pythons():
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     d = tmp_path_factory.mktemp("envs")
-    d.mkdir(parents=True)
     yield d
     shutil.rmtree(d, ignore_errors=True)
 
@@ -265,7 +264,9 @@ def test_build_failure_is_env_error_with_log(tmp_path, pythons, cache):
 
 def test_real_sdist_from_pypi(tmp_path, pythons, cache):
     dl = tmp_path / "dl"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+    # quorum's .venv has no pip (uv sync); the Makefile's .venv-tools has one (it installs uv with it)
+    pip_python = HERE / ".venv-tools" / "bin" / "python"
+    subprocess.run([str(pip_python if pip_python.exists() else sys.executable), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
                     "iniconfig==2.3.1", "-d", str(dl)], check=True, capture_output=True, timeout=300)
     (sdist,) = dl.glob("iniconfig-*.tar.gz")
     with tarfile.open(sdist) as tf:
