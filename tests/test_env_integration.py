@@ -22,7 +22,6 @@ from quorum.environments.build import ensure_environment, using_environment
 from quorum.environments.requirements import EnvOverrides, discover_pythons, spec_for_tree
 from quorum.environments.testrun import run_scoped, run_tests
 from quorum.environments.task_env import uv_binary
-from quorum.environments.validate import prepare_environment
 
 pytestmark = pytest.mark.integration
 
@@ -255,19 +254,26 @@ def test_build_failure_is_env_error_with_log(tmp_path, pythons, cache):
         "requirements.txt": "quorum-no-such-package-zz9==0.0.1\n",
         "test_x.py": "def test_x():\n    pass\n",
     })
-    spec, env = prepare_environment(ws, pythons, EnvOverrides(), cache, uv=UV)
+    spec, env = build(ws, pythons, cache)
     assert env.status == "env_error" and not env.ok
     assert "install failed" in env.error
     assert "quorum-no-such-package-zz9" in env.log
     assert not (cache / spec.key).exists()
 
 
-def test_real_sdist_from_pypi(tmp_path, pythons, cache):
+def test_real_sdist_from_pypi(tmp_path, pythons, monkeypatch):
+    """One real package's source distribution, downloaded from PyPI here, through the pipeline's own
+    functions (quorum.environments.task_env, what the environment / baseline / repo-tests tasks call):
+    a sandboxed build, its suite as the baseline, then a round that breaks it, judged against it."""
+    from quorum.domain.manifest import TaskEnvironment
+    from quorum.environments import task_env
+
     dl = tmp_path / "dl"
     # quorum's .venv has no pip (uv sync); the Makefile's .venv-tools has one (it installs uv with it)
     pip_python = HERE / ".venv-tools" / "bin" / "python"
-    subprocess.run([str(pip_python if pip_python.exists() else sys.executable), "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-                    "iniconfig==2.3.1", "-d", str(dl)], check=True, capture_output=True, timeout=300)
+    subprocess.run([str(pip_python if pip_python.exists() else sys.executable), "-m", "pip", "download",
+                    "-q", "--no-deps", "--no-binary", ":all:", "iniconfig==2.3.1", "-d", str(dl)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
     (sdist,) = dl.glob("iniconfig-*.tar.gz")
     with tarfile.open(sdist) as tf:
         tf.extractall(tmp_path / "x", filter="data")
@@ -279,69 +285,31 @@ def test_real_sdist_from_pypi(tmp_path, pythons, cache):
         def test_iniconfig_is_the_workspace_copy():  # pytest itself depends on a PyPI iniconfig
             assert iniconfig.__file__.startswith(os.path.join(os.getcwd(), "src"))
     """})
-    spec, env = build(ws, pythons, cache)
-    assert env.ok, env.log
+    spec = spec_for_tree(ws, pythons)  # pure: what the build installs
     assert spec.source_roots == ["src"]
     assert any(r.startswith("pytest>=8") for r in spec.requirements)  # from its dev dependency group
-    res = run_tests(env.python, ws, source_roots=spec.source_roots, readable=env.readable_dirs)
-    assert res.report_found, res.output_tail
-    assert res.failing == [], res.output_tail
-    assert len(res.passed) >= 40
-    assert res.status("testing/test_origin.py::test_iniconfig_is_the_workspace_copy") == "passed"
-    with using_environment(cache, env.key):  # held shared while in use
-        assert (Path(env.env_dir) / "venv" / "bin" / "python").exists()
 
+    monkeypatch.setenv("QUORUM_ENV_CACHE", str(tmp_path / "envs"))
+    env = task_env.prepare(str(ws), TaskEnvironment())  # in the sandbox, as the pipeline builds it
+    assert env.status == "built", env.error + env.log[-3000:]
+    assert env.key == spec.key and env.source_roots == ["src"]
+    env = task_env.take_baselines(env, str(ws), None)
+    base = env.baseline
+    assert base is not None and base.failing == [] and base.erroring == [] and base.flaky == [], base.first_run
+    assert len(base.passed) >= 40, base.first_run
+    assert "testing/test_origin.py::test_iniconfig_is_the_workspace_copy" in base.passed
 
-def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-                               "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t", "HOME": str(cwd)}).stdout
-
-
-def test_gold_validation_of_swebench_instances(tmp_path, cache):
-    """validate CLI on three SWE-bench-format instances: resolved, wrong fix, unbuildable environment."""
-    import json
-
-    from quorum.environments.validate import main
-
-    repo = write(tmp_path / "src-repo", {
-        "pyproject.toml": SIMPLE_PYPROJECT,
-        "calc.py": "def add(a, b):\n    return a + b\n\ndef mul(a, b):\n    return a + b  # bug\n",
-        "tests/test_calc.py": "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n",
-    })
-    _git(repo, "init", "-q")
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "base")
-    base_commit = _git(repo, "rev-parse", "HEAD").strip()
-    write(repo, {"tests/test_mul.py": "from calc import mul\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"})
-    _git(repo, "add", "-A")
-    test_patch = _git(repo, "diff", "--cached")
-    _git(repo, "reset", "-q", "--hard")
-    (repo / "tests" / "test_mul.py").unlink(missing_ok=True)
-    write(repo, {"calc.py": "def add(a, b):\n    return a + b\n\ndef mul(a, b):\n    return a * b\n"})
-    gold = _git(repo, "diff")
-    _git(repo, "checkout", "-q", "--", ".")
-    wrong = gold.replace("return a * b", "return a - b")
-    shutil.rmtree(repo / ".git")
-
-    trees = tmp_path / "trees"
-    common = dict(repo="local/calc", base_commit=base_commit, test_patch=test_patch,
-                  FAIL_TO_PASS=json.dumps(["tests/test_mul.py::test_mul"]), PASS_TO_PASS=["tests/test_calc.py::test_add"])
-    rows = [dict(instance_id="local__calc-good", patch=gold, **common),
-            dict(instance_id="local__calc-wrong", patch=wrong, **common),
-            dict(instance_id="local__calc-noenv", patch=gold, python_deps=["quorum-no-such-package-zz9"], **common)]
-    for row in rows:
-        shutil.copytree(repo, trees / row["instance_id"] / "repo")
-    manifest = tmp_path / "instances.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    report = tmp_path / "report.json"
-    code = main([str(manifest), "--trees", str(trees), "--cache", str(cache), "--uv", UV, "--report", str(report)])
-    assert code == 1  # not every instance resolved
-    by = {r["instance_id"]: r for r in json.loads(report.read_text())}
-    good, bad, noenv = by["local__calc-good"], by["local__calc-wrong"], by["local__calc-noenv"]
-    assert good["outcome"] == "resolved" and bad["env_status"] == "reused"  # one environment for both
-    assert (good["f2p_fail_before"], good["f2p_pass_after"], good["p2p_ok"]) == (1, 1, True)
-    assert good["baseline_failing"] == 1
-    assert bad["outcome"] == "unresolved" and bad["f2p_still_failing"] == ["tests/test_mul.py::test_mul"]
-    assert noenv["outcome"] == "env_error" and "install failed" in noenv["env_error"]
-    assert Path(noenv["env_log_path"]).is_file()
+    # a round: the patch breaks the parser; the tests covering it run first, what broke is blamed
+    parse = ws / "src" / "iniconfig" / "_parse.py"
+    text = parse.read_text()
+    assert "value = value.strip()" in text
+    parse.write_text(text.replace("value = value.strip()", "value = value", 1))  # values keep their blanks
+    report = task_env.verify_round(env, str(ws), ["src/iniconfig/_parse.py"])
+    assert report.status.value == "failed", report.summary
+    assert report.tests.newly_failing and not report.tests.preexisting_failing, report.summary
+    assert "testing/test_iniconfig.py" in report.tests.covering_files
+    assert "NEWLY FAILING" in report.summary
+    parse.write_text(text)
+    assert task_env.verify_round(env, str(ws), ["src/iniconfig/_parse.py"]).status.value == "passed"
+    with using_environment(Path(env.cache_dir), env.key):  # held shared while in use
+        assert Path(env.python).exists()
