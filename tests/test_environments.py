@@ -97,6 +97,12 @@ def corpus(tmp: Path) -> tuple[Path, dict]:
     tests = diff_of(repo, {"tests/test_add.py": "from calc import add\n\ndef test_add():\n    assert add(2, 3) == 5\n"})
     made["preexisting"] = instance("preexisting", repo, gold, tests, ["tests/test_add.py::test_add"],
                                    ["tests/test_calc.py::test_zero"])  # fmt: skip
+    # the same repository twice more: a "fix" that does not fix (FAIL_TO_PASS still failing), and an
+    # instance whose own addition (python_deps) cannot be installed
+    wrong = diff_of(repo, {"calc.py": "def add(a, b):\n    return a * b\n"})
+    made["wrong-fix"] = {**made["preexisting"], "instance_id": "wrong-fix", "patch": wrong}
+    made["missing-dep"] = {**made["preexisting"], "instance_id": "missing-dep",
+                           "python_deps": ["quorum-no-such-package-zz9"]}  # fmt: skip
     # 3. a flaky test: fails the first time it runs in a workspace copy, passes on the re-run
     repo = git_repo(tmp / "flaky", {
         "calc.py": "def mul(a, b):\n    return a + b\n",
@@ -130,10 +136,14 @@ def corpus(tmp: Path) -> tuple[Path, dict]:
     (tmp / "instances.jsonl").write_text("\n".join(lines) + "\n")
     manifest = tmp / "manifest.yaml"
     manifest.write_text("batch: created\ninstances: instances.jsonl\nrepos:\n"
-                        + "".join(f"  local/{iid}: {iid}\n" for iid in made))  # fmt: skip
+                        + "".join(f"  {inst['repo']}: {inst['repo'].removeprefix('local/')}\n"
+                                  for inst in {i["repo"]: i for i in made.values()}.values()))  # fmt: skip
     return manifest, made
 
 
+# Six tasks through a Prefect server, uv and the sandbox: about 2 minutes on an idle machine, past the
+# suite's 300 s default (which counts the session server's start too) on a loaded one.
+@pytest.mark.timeout(1200)
 def test_validate_created_repositories_env_baseline_flaky_env_error_predictions(prefect_harness, tmp_path):
     from prefect.settings import PREFECT_API_URL
 
@@ -144,8 +154,8 @@ def test_validate_created_repositories_env_baseline_flaky_env_error_predictions(
     done = subprocess.run([QUORUM, "validate", str(manifest), "--store", str(store), "--parallel", "2"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)  # fmt: skip
     out = done.stdout + done.stderr
-    assert done.returncode == 1, out  # exactly one broken task, named
-    assert "1 broken task(s): broken-build" in done.stderr, out
+    assert done.returncode == 1, out  # exactly these broken tasks, named
+    assert "3 broken task(s): wrong-fix, missing-dep, broken-build" in done.stderr, out
     batch = store / "runs" / "validate-created"
     results = {iid: TaskResult.model_validate_json((batch / iid / "result.json").read_text()) for iid in made}
 
@@ -178,8 +188,26 @@ def test_validate_created_repositories_env_baseline_flaky_env_error_predictions(
     assert broken.environment.status == "env_error" and broken.rounds == 0 and broken.cost.total.calls == 0
     assert "quorum-no-such-package-for-tests" in (batch / "broken-build" / "environment" / "build.log").read_text()
 
+    wrong = results["wrong-fix"]  # the environment and baseline are fine; its patch does not fix it
+    assert wrong.status.value == "failed" and wrong.rounds == 1, wrong.reason
+    assert wrong.acceptance.tests.fail_to_pass_failing == ["tests/test_add.py::test_add"]
+    assert wrong.acceptance.tests.newly_failing == []  # add(0, 0) is 0 either way: nothing else blamed
+    missing = results["missing-dep"]
+    assert missing.status.value == "error" and missing.reason.startswith("env_error:"), missing.reason
+    assert "install failed" in missing.environment.error and missing.cost.total.calls == 0
+    assert "quorum-no-such-package-zz9" in (batch / "missing-dep" / "environment" / "build.log").read_text()
+    # preexisting, flaky and wrong-fix declare the same (nothing but the runner's tools): one environment,
+    # built once, even with two tasks at once
+    same = [results[i].environment for i in ("preexisting", "flaky", "wrong-fix")]
+    assert len({e.key for e in same}) == 1 and sorted(e.status for e in same) == ["built", "reused", "reused"]
+    rows = {r["task_id"]: r for r in json.loads((batch / "validation.json").read_text())}
+    assert [rows["preexisting"][k] for k in ("f2p_fail_before", "f2p_pass_after", "p2p_failing_before",
+                                             "p2p_newly_failing", "baseline_failing")] == [1, 1, 0, 0, 1]  # fmt: skip
+    assert rows["preexisting"]["problems"] == [] and rows["wrong-fix"]["f2p_pass_after"] == 0
+    assert any(p.startswith("not resolved with its own patch: failed") for p in rows["wrong-fix"]["problems"])
+
     rows = [json.loads(line) for line in (batch / "predictions.jsonl").read_text().splitlines()]
-    assert [sorted(row) for row in rows] == [["instance_id", "model_name_or_path", "model_patch"]] * 4
+    assert [sorted(row) for row in rows] == [["instance_id", "model_name_or_path", "model_patch"]] * len(made)
     by_id = {row["instance_id"]: row for row in rows}
     assert set(by_id) == set(made)
     assert by_id["needs-dep"]["model_name_or_path"] == "gold/implementer"
