@@ -1,6 +1,6 @@
 """`quorum validate` over the real-repository corpus, cold then warm, in one run.
 
-    .venv/bin/python bench/validate_corpus.py [--corpus /work/corpus] [--parallel 2] [--keep-cache]
+    .venv/bin/python bench/validate_corpus.py [--corpus /work/corpus] [--parallel 2] [--only ID,ID] [--work DIR]
 
 Reads the laid-out corpus at run time (``<corpus>/instances.jsonl`` with a ``snapshot`` per instance,
 see ../shared/corpus/README.md) and writes nothing of it into the project: the manifest, the
@@ -41,14 +41,17 @@ def needs_markupsafe_pin(snapshot: Path) -> bool:
     return bool(re.search(r"^flask\s*<\s*2", text, re.M)) and "markupsafe" not in text
 
 
-def instances_file(corpus: Path, out: Path) -> int:
-    """The corpus's instances with absolute snapshots and the run-time additions; returns the count."""
+def instances_file(corpus: Path, out: Path, only: set[str] | None = None) -> int:
+    """The corpus's instances (``only`` those, when given) with absolute snapshots and the run-time
+    additions; returns the count."""
     n = 0
     with (corpus / "instances.jsonl").open() as src, out.open("w") as dst:
         for line in src:
             if not line.strip():
                 continue
             inst = json.loads(line)
+            if only and inst["instance_id"] not in only:
+                continue
             snapshot = corpus / inst["snapshot"]
             inst["snapshot"] = str(snapshot)
             if needs_markupsafe_pin(snapshot):
@@ -75,13 +78,18 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", default="/work/corpus")
     ap.add_argument("--parallel", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated instance ids (default: every instance)")
     ap.add_argument("--work", default=None, help="working directory (default: a temporary one, removed at the end)")
     args = ap.parse_args()
     corpus = Path(args.corpus)
     work = Path(args.work or tempfile.mkdtemp(prefix="quorum-bench-validate-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        count = instances_file(corpus, work / "instances.jsonl")
+        only = {i for i in args.only.split(",") if i} or None
+        count = instances_file(corpus, work / "instances.jsonl", only)
+        if only and count != len(only):
+            print(f"--only names {len(only)} instance(s), the corpus has {count} of them", file=sys.stderr)
+            return 2
         manifest = work / "corpus.yaml"
         manifest.write_text("batch: corpus\ninstances: instances.jsonl\n")
         store, cache = work / "store", work / "envs"
