@@ -313,3 +313,41 @@ def test_real_sdist_from_pypi(tmp_path, pythons, monkeypatch):
     assert task_env.verify_round(env, str(ws), ["src/iniconfig/_parse.py"]).status.value == "passed"
     with using_environment(Path(env.cache_dir), env.key):  # held shared while in use
         assert Path(env.python).exists()
+
+
+def test_a_round_that_runs_split_confirms_a_failure_the_baselines_way(tmp_path, monkeypatch):
+    """The baseline runs the whole suite in one process; a round runs the tests covering the change
+    first, then the rest. A test that needs what an earlier file imported fails when it runs first:
+    that is the order, not the patch (click's test_echo_via_pager under pallets__click-fc5c7f45)."""
+    from quorum.domain.manifest import TaskEnvironment
+    from quorum.environments import task_env
+
+    ws = write(tmp_path / "repo", {
+        "pkg/__init__.py": "",
+        "pkg/impl.py": "VALUE = 1\n",
+        "pkg/zed.py": "def zed():\n    return 0\n",
+        "tests/test_a.py": "import pkg.impl\n\ndef test_a():\n    assert pkg.impl.VALUE == 1\n",
+        "tests/test_z.py": """
+            import pkg
+            import pkg.zed
+
+            def test_z():  # pkg.impl is loaded only when test_a.py ran first in the same process
+                assert pkg.zed.zed() == 0 and pkg.impl.VALUE == 1
+        """,
+    })  # fmt: skip
+    monkeypatch.setenv("QUORUM_ENV_CACHE", str(tmp_path / "envs"))
+    env = task_env.prepare(str(ws), TaskEnvironment(), force=True)
+    assert env.status == "built", env.error + env.log[-3000:]
+    env = task_env.take_baselines(env, str(ws), None)
+    assert sorted(env.baseline.passed) == ["tests/test_a.py::test_a", "tests/test_z.py::test_z"]
+
+    (ws / "pkg" / "zed.py").write_text("def zed():\n    return 0  # unchanged behaviour\n")
+    report = task_env.verify_round(env, str(ws), ["pkg/zed.py"])
+    assert report.tests.covering_files == ["tests/test_z.py"]  # ran first, alone: it failed there
+    assert report.status.value == "passed", report.summary
+    assert report.tests.newly_failing == [] and report.tests.flaky == ["tests/test_z.py::test_z"]
+    assert report.tests.rerun == "the whole suite in one process, as at the baseline"
+
+    (ws / "pkg" / "zed.py").write_text("def zed():\n    return 1\n")  # a real break is still blamed
+    report = task_env.verify_round(env, str(ws), ["pkg/zed.py"])
+    assert report.status.value == "failed" and report.tests.newly_failing == ["tests/test_z.py::test_z"]

@@ -50,3 +50,15 @@ def test_validation_row_names_what_is_broken():
     assert validation_row(env_error).problems == ["env_error: x"]
     stale = ok.model_copy(update={"environment": ok.environment.model_copy(update={"f2p_failing_before": 1})})
     assert validation_row(stale).problems == ["1 FAIL_TO_PASS test(s) pass without the fix"]
+
+
+def test_the_report_says_what_was_left_to_the_acceptance_and_how_failures_were_confirmed():
+    baseline = Baseline(passed=["tests/a.py::ok"])
+    after = run({"tests/a.py::ok": "passed"})
+    env = PreparedEnvironment(status="reused", key="k" * 32, python_version="3.12.1")
+    scope = TestsJudged(held_out_files=["tests/t.py"], rerun="the whole suite in one process, as at the baseline")
+    report = judged_report("pytest", env, judge(baseline, after), after, duration_s=1.0, scope=scope)
+    assert report.status.value == "passed"
+    assert "left to the acceptance (the instance's test_patch updates them): 1 file(s): tests/t.py" in report.summary
+    assert "re-run before blaming: the whole suite in one process, as at the baseline" in report.summary
+    assert report.tests.held_out_files == ["tests/t.py"]

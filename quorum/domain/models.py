@@ -202,6 +202,11 @@ class TestsJudged(BaseModel):
     covering_files: list[str] = Field(default_factory=list, description="Test files covering the changed files (run first).")
     ran_files: list[str] = Field(default_factory=list)
     not_run_files: list[str] = Field(default_factory=list, description="Not run: the time budget ran out.")
+    held_out_files: list[str] = Field(
+        default_factory=list,
+        description="Test files a SWE-bench instance's test_patch updates: left to its acceptance, not judged here.",
+    )
+    rerun: str = Field(default="", description="How tests that newly failed were run again before being blamed.")
 
 
 class EnvironmentSummary(BaseModel):

@@ -443,6 +443,7 @@ class ScopedRunResult(BaseModel):
     not_run_files: list[str]
     reasons: dict[str, str] = Field(default_factory=dict)
     budget_s: float
+    runs: int = Field(default=0, description="pytest processes: more than one means the suite ran split.")
 
     def report(self) -> str:
         lines = [f"tests covering the change: {len(self.covering_files)} file(s), run first",
@@ -473,6 +474,7 @@ def run_scoped(
     started = time.monotonic()
     merged = TestRunResult()
     ran: list[str] = []
+    runs = 0
     batches = ([order.covering] if order.covering else []) + [
         order.rest[i:i + chunk_files] for i in range(0, len(order.rest), chunk_files)]
     pending = [f for b in batches for f in b]
@@ -481,6 +483,7 @@ def run_scoped(
         if remaining <= 1:
             break
         res = run_tests(python, ws, paths=batch, timeout_s=remaining, **kw)
+        runs += 1
         merged.outcomes.update(res.outcomes)
         merged.collection_errors += res.collection_errors
         merged.argv = res.argv
@@ -491,5 +494,6 @@ def run_scoped(
         ran += batch
     merged.duration_s = time.monotonic() - started
     return ScopedRunResult(result=merged, covering_files=order.covering, ran_files=ran,
-                           not_run_files=[f for f in pending if f not in ran], reasons=order.reasons, budget_s=budget_s)
+                           not_run_files=[f for f in pending if f not in ran], reasons=order.reasons, budget_s=budget_s,
+                           runs=runs)  # fmt: skip
 
