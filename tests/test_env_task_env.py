@@ -5,7 +5,13 @@ from __future__ import annotations
 from quorum.domain.models import EnvironmentSummary, TaskResult, TaskStatus, VerificationReport, TestsJudged
 from quorum.domain.validation import validation_row
 from quorum.environments.baseline import Baseline, judge
-from quorum.environments.task_env import PreparedEnvironment, checked_tests, judged_report, patched_files
+from quorum.environments.task_env import (
+    PreparedEnvironment,
+    checked_tests,
+    judged_report,
+    patched_files,
+    suite_does_not_run,
+)
 from quorum.environments.testrun import TestOutcome, TestRunResult
 
 
@@ -62,3 +68,12 @@ def test_the_report_says_what_was_left_to_the_acceptance_and_how_failures_were_c
     assert "left to the acceptance (the instance's test_patch updates them): 1 file(s): tests/t.py" in report.summary
     assert "re-run before blaming: the whole suite in one process, as at the baseline" in report.summary
     assert report.tests.held_out_files == ["tests/t.py"]
+
+
+def test_a_suite_that_does_not_start_on_the_base_is_the_environments_problem():
+    crashed = TestRunResult(returncode=1, output_tail="...\nImportError: cannot import name 'soft_unicode' from 'markupsafe'\n")
+    why = suite_does_not_run(crashed)
+    assert "do not run on the unmodified base" in why and "soft_unicode" in why and "pytest exit 1" in why
+    assert suite_does_not_run(run({"tests/a.py::x": "failed"})) == ""  # it ran: failures are the baseline's
+    assert suite_does_not_run(TestRunResult(report_found=True)) == ""  # no tests at all is not a crash
+    assert suite_does_not_run(TestRunResult(timed_out=True)) == ""  # the budget, not the environment

@@ -1,12 +1,15 @@
 """Repositories with their own test environment, end to end (issue 13), on repositories the tests create.
 
-`quorum validate` over four SWE-bench-format instances through the real pipeline (the gold roster,
+`quorum validate` over seven SWE-bench-format instances through the real pipeline (the gold roster,
 a Prefect server, the sandbox, uv and the package index):
 
 * `needs-dep`: imports `iniconfig` from PyPI (not in quorum's environment... and not on its path);
 * `preexisting`: a test already failing on the base; the patch does not touch it -> not blamed;
 * `flaky`: a test that fails once, then passes -> marked flaky, never blamed;
 * `broken-build`: requires a package that does not exist -> `env_error`, never `failed`;
+* `missing-dep`: the instance's own `python_deps` cannot be installed -> `env_error`;
+* `wrong-fix`: a "fix" that leaves FAIL_TO_PASS failing -> `failed`, named broken;
+* `suite-broken`: builds, but a conftest cannot import: the suite does not run on the base -> `env_error`;
 
 then `predictions.jsonl` with the harness's field names. A second test gives a build step (the
 repository's own setup.py, run by uv) a planted secret to read and a file outside its directory
@@ -130,6 +133,16 @@ def corpus(tmp: Path) -> tuple[Path, dict]:
     gold = diff_of(repo, {"nobuild.py": "X = 2\n"})
     tests = diff_of(repo, {"tests/test_y.py": "from nobuild import X\n\ndef test_y():\n    assert X == 2\n"})
     made["broken-build"] = instance("broken-build", repo, gold, tests, ["tests/test_y.py::test_y"], [])
+    # 5. an environment that builds but cannot run the suite at all (a conftest importing what is not there)
+    repo = git_repo(tmp / "suite-broken", {
+        "conftest.py": "import quorum_not_installed_zz9  # noqa: F401\n",
+        "calc.py": "def sub(a, b):\n    return a + b\n",
+        "tests/test_calc.py": "def test_nothing():\n    assert True\n",
+    })  # fmt: skip
+    gold = diff_of(repo, {"calc.py": "def sub(a, b):\n    return a - b\n"})
+    tests = diff_of(repo, {"tests/test_sub.py": "from calc import sub\n\ndef test_sub():\n    assert sub(3, 1) == 2\n"})
+    made["suite-broken"] = {**instance("suite-broken", repo, gold, tests, ["tests/test_sub.py::test_sub"], []),
+                            "python_deps": ["iniconfig"]}  # its own environment: the shared one stays the trio's
     lines = []
     for iid, inst in made.items():
         lines.append(json.dumps(inst))
@@ -155,7 +168,7 @@ def test_validate_created_repositories_env_baseline_flaky_env_error_predictions(
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)  # fmt: skip
     out = done.stdout + done.stderr
     assert done.returncode == 1, out  # exactly these broken tasks, named
-    assert "3 broken task(s): wrong-fix, missing-dep, broken-build" in done.stderr, out
+    assert "4 broken task(s): wrong-fix, missing-dep, broken-build, suite-broken" in done.stderr, out
     batch = store / "runs" / "validate-created"
     results = {iid: TaskResult.model_validate_json((batch / iid / "result.json").read_text()) for iid in made}
 
@@ -196,6 +209,10 @@ def test_validate_created_repositories_env_baseline_flaky_env_error_predictions(
     assert missing.status.value == "error" and missing.reason.startswith("env_error:"), missing.reason
     assert "install failed" in missing.environment.error and missing.cost.total.calls == 0
     assert "quorum-no-such-package-zz9" in (batch / "missing-dep" / "environment" / "build.log").read_text()
+    suite = results["suite-broken"]  # built, but its tests cannot start: env_error before any model call
+    assert suite.status.value == "error" and suite.reason.startswith("env_error:"), suite.reason
+    assert "do not run on the unmodified base" in suite.environment.error and suite.cost.total.calls == 0
+    assert "quorum_not_installed_zz9" in (batch / "suite-broken" / "environment" / "build.log").read_text()
     # preexisting, flaky and wrong-fix declare the same (nothing but the runner's tools): one environment,
     # built once, even with two tasks at once
     same = [results[i].environment for i in ("preexisting", "flaky", "wrong-fix")]

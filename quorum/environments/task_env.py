@@ -145,6 +145,17 @@ def checked_tests(
     return sorted(t for t in set(after.outcomes) | kept if t.split("::", 1)[0] not in skip)
 
 
+def suite_does_not_run(first: TestRunResult) -> str:
+    """Why the repository's suite does not run at all on the unmodified base ('' when it does): pytest
+    ended without a report and without a single outcome (a conftest or plugin that cannot import in
+    this environment, say), and not because the time budget ran out. Pure."""
+    if first.report_found or first.outcomes or first.timed_out:
+        return ""
+    tail = " ".join(line.strip() for line in first.output_tail.strip().splitlines()[-3:])
+    return (f"the repository's tests do not run on the unmodified base in this environment ({first.summary()}, "
+            f"pytest exit {first.returncode}): {tail}")[:1000]
+
+
 def patched_files(patch: str) -> list[str]:
     """Files a unified diff changes (the b/ side of its `diff --git` lines). Pure."""
     return sorted({m.group(1) for m in re.finditer(r"^diff --git a/\S+ b/(\S+)$", patch, re.M)})
@@ -335,10 +346,23 @@ def take_baselines(
     cache = Path(env.cache_dir)
     with using_environment(cache, env.key), tempfile.TemporaryDirectory(prefix="quorum-baseline-") as tmp:
         copy = _copy(workspace, Path(tmp))
+        runs: list[TestRunResult] = []
+        run_suite = _ids_runner(env, copy, budget_s)
+
+        def recorded(node_ids: list[str] | None) -> TestRunResult:
+            runs.append(run_suite(node_ids))
+            return runs[-1]
+
         suite = run_baseline(
-            _ids_runner(env, copy, budget_s), None,
+            recorded, None,
             cache_path=baseline_cache_path(cache, base, env.key, None, env.test_command), base_commit=base, env_key=env.key,
         )  # fmt: skip
+        problem = suite_does_not_run(runs[0]) if runs else ""
+        if problem:  # the environment cannot run the repository's tests: no patch can be judged in it
+            return env.model_copy(update={
+                "status": "env_error", "baseline": suite, "error": problem,
+                "log": f"{env.log}\n--- the suite on the unmodified base ---\n{runs[0].output_tail}",
+            })  # fmt: skip
         accept = None
         if instance is not None:
             shutil.rmtree(copy)
