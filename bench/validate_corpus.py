@@ -12,8 +12,8 @@ Prints the table (instance, env build s cold / warm, baseline failing, F2P, P2P,
 ratio of environment time warm / cold (the issue's bound: <= 10 %).
 
 The one manifest-level addition (what the repositories' own files do not say) is decided from the
-snapshot at run time: a requests base whose requirements-dev.txt pins ``Flask<2`` (httpbin 0.7) but
-not MarkupSafe gets ``python_deps: ["MarkupSafe<2.1"]`` (MarkupSafe 2.1 removed ``soft_unicode``,
+snapshot at run time: a requests base whose requirements-dev.txt bounds Flask below 2 (``Flask<2``,
+``Flask>=1.0,<2.0``: httpbin 0.7) but not MarkupSafe gets ``python_deps: ["MarkupSafe<2.1"]`` (MarkupSafe 2.1 removed ``soft_unicode``,
 which Jinja2 2.x imports; requests itself added exactly this pin in 2022-03).
 """
 
@@ -38,7 +38,8 @@ def needs_markupsafe_pin(snapshot: Path) -> bool:
     if not req.is_file():
         return False
     text = req.read_text(errors="replace").lower()
-    return bool(re.search(r"^flask\s*<\s*2", text, re.M)) and "markupsafe" not in text
+    # "Flask<2", "Flask>=1.0,<2.0", "flask>1.0,<2.0": any Flask requirement with an upper bound below 2
+    return bool(re.search(r"^flask\b[^#\n]*<\s*2(?:\.0)*\s*(?:,|#|$)", text, re.M)) and "markupsafe" not in text
 
 
 def instances_file(corpus: Path, out: Path, only: set[str] | None = None) -> int:
@@ -105,7 +106,7 @@ def main() -> int:
         print("|---|---:|---:|---|---:|---:|---:|---|---|")
         for tid, c in rows["cold"].items():
             w = rows["warm"].get(tid, {})
-            print(f"| {tid} | {c['env_s']:.2f} | {w.get('env_s', 0):.2f} | {c['env_status']} / {w.get('env_status')} | "
+            print(f"| {tid} | {c['env_s']:.2f} | {w.get('env_s', 0):.3f} | {c['env_status']} / {w.get('env_status')} | "
                   f"{c['baseline_failing']} | {c['f2p_fail_before']}/{c['f2p_total']} | "
                   f"{c['f2p_pass_after']}/{c['f2p_total']} | {c['p2p_failing_before']}/{c['p2p_newly_failing']} of "
                   f"{c['p2p_total']} | {c['outcome']} / {w.get('outcome')} |")
@@ -118,7 +119,7 @@ def main() -> int:
               f"warm {valid[1]}/{count}")
         print(f"environments: {built} built cold, {rebuilt} built warm")
         ratio = warm_env / cold_env if cold_env else float("nan")
-        print(f"environment time: cold {cold_env:.2f} s, warm {warm_env:.2f} s, warm/cold {ratio:.1%} (bound 10 %)")
+        print(f"environment time: cold {cold_env:.2f} s, warm {warm_env:.3f} s, warm/cold {ratio:.1%} (bound 10 %)")
         print(f"wall: cold {cold_wall:.0f} s, warm {warm_wall:.0f} s; quorum validate exit codes {cold_rc} / {warm_rc}")
         return 0 if cold_rc == warm_rc == 0 and ratio <= 0.10 else 1
     finally:
