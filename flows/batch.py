@@ -32,12 +32,13 @@ from quorum.domain.run import RunContext
 from quorum.flows.pipeline import task_pipeline
 from quorum.prefect_api.budget_ledger import close_batch_account, open_batch_account
 from quorum.store import default_store_url
+from quorum.tasks.environment import evict_environments_task
 from quorum.tasks.events import emit_batch_completed_task, emit_batch_started_task
 from quorum.tasks.fan_out import run_task_deployment
 from quorum.tasks.limits import ensure_limits_task
 from quorum.tasks.manifest import load_manifest_task
 from quorum.tasks.roster import check_roster_task, resolve_roster_task
-from quorum.tasks.store import open_store_task, read_results_task, save_artifacts_task
+from quorum.tasks.store import open_store_task, read_results_task, save_artifacts_task, write_predictions_task
 from quorum.tasks.ui import publish_markdown_task, publish_table_task
 
 DEFAULT_TASK_DEPLOYMENT = "quorum-task-request/on-request"
@@ -121,6 +122,7 @@ def batch_pipeline(
         mode=mode, batch_budget_usd=batch_budget_usd,
     )  # fmt: skip
     save_artifacts_task(store, {report_key(batch_id): report.model_dump_json(indent=2)}, label="report")
+    write_predictions_task(store, batch_id, manifest.tasks, results, roster.implementer.model)
     publish_table_task(ui_key("quorum", batch_id, "results"), [result_row(r) for r in results], f"quorum batch {batch_id}")
     publish_markdown_task(ui_key("quorum", batch_id, "summary"), render_batch_markdown(report), f"quorum batch {batch_id}")
     emit_batch_completed_task(report)
@@ -150,6 +152,7 @@ def batch_from_files(
     the scheduled start in UTC, so each night has its own folder; pass `batch_id` to resume one.
     """
     store_url = store_url or default_store_url()
+    evict_environments_task()  # repository environments unused too long, or past the cache's size
     manifest = load_manifest_task(manifest_path)
     if batch_id is None and dated_batch_id:
         batch_id = dated_id(manifest.batch, flow_run.scheduled_start_time)

@@ -48,6 +48,8 @@ from quorum.domain.resume import spec_digest
 from quorum.context.models import Localization, StageContext
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.run import RunContext
+from quorum.environments.task_env import PreparedEnvironment, summary_of
+from quorum.flows.environment import ENV_ERROR, prepare_environment
 from quorum.flows.verify import verify_acceptance, verify_round
 from quorum.llm.client import StructuredOutputError
 from quorum.llm.pricing import litellm_price
@@ -111,6 +113,7 @@ class _Job:
     ledger: TaskLedger
     work_root: str
     source: str  # the task's workspace: the repository as it is before any patch
+    environment: PreparedEnvironment
 
     def allows(self, stage: str, models: list[StageModel], prompt_chars: int | list[int]) -> BudgetCheck:
         """The stage's estimate, from its real prompt size(s), still fits the task's and the batch's budget."""
@@ -123,7 +126,12 @@ def _run_task(
     run.report(spec.id, "prepare")
     with ledger.timed("prepare"):
         source = prepare_task(spec, work_root, purpose="context").path
-    job = _Job(spec, roster, policy, run, ledger, work_root, source)
+    with ledger.timed("environment"):  # the repository's own test environment and its baseline
+        environment = prepare_environment(spec, run, work_root)
+    if environment.status == ENV_ERROR:  # never a patch failure, and nothing paid for
+        return ledger.result(spec, run.batch_id, TaskStatus.error, f"{ENV_ERROR}: {environment.error}",
+                             environment=summary_of(environment, spec.instance))  # fmt: skip
+    job = _Job(spec, roster, policy, run, ledger, work_root, source, environment)
     localization, seen = _localize(job)
     with ledger.timed("context"):
         shown = planner_context_task(source, run.store_url, spec.task, localization, roster.planner, label=spec.id)
@@ -177,9 +185,10 @@ def _run_task(
         feedback = [stable_text(reason) for reason in decision.reasons]
         findings = decision.findings
 
-    done = {"decision": decision, "rounds": len(records), "artifacts": artifacts, "contexts": contexts}
+    done = {"decision": decision, "rounds": len(records), "artifacts": artifacts, "contexts": contexts,
+            "environment": summary_of(environment, spec.instance) if environment.status != "none" else None}
     if decision.outcome == Outcome.approve:
-        return _acceptance(spec, run, ledger, workspace, done)
+        return _acceptance(spec, run, ledger, workspace, done, environment)
     status = {Outcome.escalate: TaskStatus.escalated, Outcome.fail: TaskStatus.failed}[decision.outcome]
     return ledger.result(spec, run.batch_id, status, "; ".join(decision.reasons), **done)
 
@@ -237,7 +246,8 @@ def _run_round(
         run.report(spec.id, "verify", f"round {round_no}")
         with ledger.timed("verify"):  # here, or on the sandbox work pool (QUORUM_VERIFY_DEPLOYMENT)
             prefix = round_prefix(run.batch_id, spec.id, round_no)
-            reports = verify_round(workspace, patch, label=label, policy=policy, store_url=run.store_url, prefix=prefix)
+            reports = verify_round(workspace, patch, label=label, policy=policy, store_url=run.store_url, prefix=prefix,
+                                   environment=job.environment)  # fmt: skip
 
     reviews = []
     wants_review = patch.applied and not (any(r.blocking for r in reports) and policy.verify_before_review)
@@ -290,14 +300,17 @@ def _review(
     return [future.result() for future in futures]
 
 
-def _acceptance(spec: TaskSpec, run: RunContext, ledger: TaskLedger, workspace: str, done: dict) -> TaskResult:
+def _acceptance(
+    spec: TaskSpec, run: RunContext, ledger: TaskLedger, workspace: str, done: dict, environment: PreparedEnvironment
+) -> TaskResult:
     """The held-out acceptance tests on the approved patch decide whether the task is resolved."""
-    if not spec.acceptance:
+    if not spec.acceptance and not spec.instance:
         return ledger.result(spec, run.batch_id, TaskStatus.approved_unverified, "approved; no acceptance tests", **done)
     run.report(spec.id, "acceptance")
     with ledger.timed("acceptance"):
         prefix = task_prefix(run.batch_id, spec.id)
-        report = verify_acceptance(workspace, spec.acceptance, label=spec.id, store_url=run.store_url, prefix=prefix)
+        report = verify_acceptance(workspace, spec.acceptance, label=spec.id, store_url=run.store_url, prefix=prefix,
+                                   environment=environment, instance=spec.instance)  # fmt: skip
     save_artifacts_task(run.store, verification_artifacts(prefix, [report]), label=f"{spec.id} acceptance")
     done["artifacts"]["acceptance"] = f"{prefix}/verify/{report.raw_name}"
     if report.status.value == "passed":

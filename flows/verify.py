@@ -22,6 +22,7 @@ import tempfile
 from prefect import flow
 from prefect.runtime import flow_run
 
+from quorum.domain.manifest import InstanceTests
 from quorum.domain.models import PatchResult, VerificationReport
 from quorum.domain.policy import Policy
 from quorum.sandbox.handoff import (
@@ -32,6 +33,8 @@ from quorum.sandbox.handoff import (
     secret_env_names,
 )
 from quorum.sandbox.isolation import current_plan, handoff_store, verify_deployment
+from quorum.environments.task_env import PreparedEnvironment
+from quorum.tasks.environment import instance_acceptance_task, repo_tests_task
 from quorum.tasks.handoff import (
     pack_to_store_task,
     run_verify_deployment_task,
@@ -105,19 +108,25 @@ def _run_tools(request: VerifyRequest, workspace: str, acceptance: str | None) -
 
 
 def verify_round(
-    workspace: str, patch: PatchResult, *, label: str, policy: Policy, store_url: str, prefix: str
+    workspace: str, patch: PatchResult, *, label: str, policy: Policy, store_url: str, prefix: str,
+    environment: PreparedEnvironment | None = None,
 ) -> list[VerificationReport]:
     """Semgrep, Bandit and pytest on a patched workspace: here, or on the sandbox work pool when
-    QUORUM_VERIFY_DEPLOYMENT names its deployment. ``prefix`` is the round's store prefix."""
+    QUORUM_VERIFY_DEPLOYMENT names its deployment. ``prefix`` is the round's store prefix.
+    With the repository's own ``environment``, pytest runs its tests there, judged against the baseline."""
     deployment = verify_deployment()
-    if deployment is None:
+    if deployment is None or (environment is not None and environment.active):
+        if environment is not None and environment.active:
+            tests = repo_tests_task.submit(environment, workspace, patch.files, label=label)
+        else:
+            tests = pytest_task.submit(workspace, label=label)
         futures = [
             semgrep_task.submit(workspace, patch.files, patch.added_lines, label=label),
             bandit_task.submit(
                 workspace, patch.files, patch.added_lines, label=label,
                 min_severity=policy.bandit_min_severity, min_confidence=policy.bandit_min_confidence,
             ),
-            pytest_task.submit(workspace, label=label),
+            tests,
         ]  # fmt: skip
         return [future.result() for future in futures]
     return verify_remotely(
@@ -126,8 +135,18 @@ def verify_round(
     )  # fmt: skip
 
 
-def verify_acceptance(workspace: str, acceptance_dir: str, *, label: str, store_url: str, prefix: str) -> VerificationReport:
-    """The held-out acceptance tests, here or on the sandbox work pool (see ``verify_round``)."""
+def verify_acceptance(
+    workspace: str, acceptance_dir: str | None, *, label: str, store_url: str, prefix: str,
+    environment: PreparedEnvironment | None = None, instance: InstanceTests | None = None,
+) -> VerificationReport:
+    """The held-out acceptance tests, here or on the sandbox work pool (see ``verify_round``): a
+    SWE-bench ``instance``'s test_patch and node ids, or an acceptance directory."""
+    if instance is not None and environment is not None:
+        return instance_acceptance_task(environment, workspace, instance, label=label)
+    assert acceptance_dir is not None
+    if environment is not None and environment.active:
+        return acceptance_task(workspace, acceptance_dir, label=label, python=environment.python,
+                               source_roots=environment.source_roots)  # fmt: skip
     deployment = verify_deployment()
     if deployment is None:
         return acceptance_task(workspace, acceptance_dir, label=label)

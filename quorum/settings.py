@@ -63,6 +63,30 @@ class QuorumSettings(BaseSettings):
         "by tree content, so any number of runs and workspaces can share it); unset: 'index' in the local store's "
         "folder (.quorum/index by default), or .quorum/index when the store is S3 or a block.",
     )
+    env_cache: str = Field(
+        default="~/.cache/quorum/envs",
+        description="QUORUM_ENV_CACHE: where per-repository test environments, uv's downloads and baselines are "
+        "cached (one cache per machine: its lock is a local file lock).",
+    )
+    uv: str | None = Field(
+        default=None,
+        description="QUORUM_UV: the uv binary that builds environments (else the checkout's .venv-tools/bin/uv, "
+        "else uv on PATH). Keep it outside quorum's own .venv: builds are given read access to its directory.",
+    )
+    env_max_age_days: float = Field(
+        default=14, gt=0, description="QUORUM_ENV_MAX_AGE_DAYS: environments unused this long are evicted (nightly batch)."
+    )
+    env_max_total_gb: float = Field(
+        default=20, gt=0, description="QUORUM_ENV_MAX_TOTAL_GB: then least recently used ones until the cache is this small."
+    )
+    env_build_timeout_s: float = Field(
+        default=900, gt=0, description="QUORUM_ENV_BUILD_TIMEOUT_S: one environment build, all its commands together."
+    )
+    test_budget_s: float = Field(
+        default=900, gt=0,
+        description="QUORUM_TEST_BUDGET_S: time for one run of a repository's own tests (covering tests first, "
+        "then the rest while it lasts).",
+    )
     litellm_debug: bool = Field(default=False, description="QUORUM_LITELLM_DEBUG: keep litellm's own debug logging.")
     github_webhook_secret: SecretStr | None = Field(
         default=None, description="QUORUM_GITHUB_WEBHOOK_SECRET: the secret of the GitHub webhook (required by the receiver)."

@@ -42,6 +42,10 @@ def pytest_task(workspace: str, label: str = "") -> VerificationReport:
 
 
 @task(name="acceptance", task_run_name="acceptance · {label}")
-def acceptance_task(workspace: str, acceptance_dir: str, label: str = "") -> VerificationReport:
-    """Held-out acceptance tests, copied into a throwaway copy of the workspace only for this run."""
-    return run_pytest(Path(workspace), tool="acceptance", extra_tests=Path(acceptance_dir))
+def acceptance_task(
+    workspace: str, acceptance_dir: str, label: str = "", python: str | None = None, source_roots: list[str] | None = None
+) -> VerificationReport:
+    """Held-out acceptance tests, copied into a throwaway copy of the workspace only for this run
+    (with the repository's own environment's ``python`` when it has one)."""
+    extra = {"python": python, "source_roots": source_roots} if python else {}
+    return run_pytest(Path(workspace), tool="acceptance", extra_tests=Path(acceptance_dir), **extra)

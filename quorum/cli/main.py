@@ -10,6 +10,7 @@ tasks were not resolved; 2 the input is bad (nothing was run); 3 the run itself 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -65,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-id", default="single", help="name of this run in the store (default: single)")
     common(run)
 
+    validate = sub.add_parser(
+        "validate", help="gold-validate a manifest's SWE-bench instances before a paid batch",
+        description="Run every SWE-bench instance of a manifest through the real pipeline with its own gold patch "
+        "(the gold roster: no hosted model, no key): environment build, baseline, acceptance. Exits 1 naming every "
+        "broken task.",
+    )  # fmt: skip
+    validate.add_argument("manifest", help="manifest YAML with 'instances: file.jsonl'")
+    validate.add_argument("--store", default=DEFAULT_STORE, help="artifact store (default: .quorum)")
+    validate.add_argument("--cache-dir", default=None, help="where Prefect persists cached results")
+    validate.add_argument("--parallel", type=int, default=2, help="tasks run at once (default: 2)")
+    validate.add_argument("--batch-id", default=None, help="name in the store (default: validate-<manifest batch>)")
+    validate.add_argument("--verbose", action="store_true", help="show Prefect's own logs")
+
     check = sub.add_parser("check-roster", help="validate a roster: models, independence, API keys")
     check.add_argument("roster")
 
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_roster(args.roster)
         if args.command in experiments.COMMANDS:
             return experiments.run(args)
+        if args.command == "validate":
+            return _validate(args)
         return _run(args)
     except InputError as exc:
         print(f"quorum: error: {exc}", file=sys.stderr)
@@ -244,6 +260,78 @@ def _run(args: argparse.Namespace) -> int:
     display.summary(report, wall_s=time.time() - started)
     unresolved = [r for r in report.results if r.status.value not in {"resolved", "approved_unverified"}]
     return EXIT_UNRESOLVED if unresolved else EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """`quorum validate MANIFEST`: every instance replayed with its gold patch; a table; exit 1 naming broken tasks."""
+    import hashlib
+
+    from quorum.domain.artifacts import slug
+    from quorum.domain.manifest import ManifestError
+    from quorum.domain.policy import Policy
+    from quorum.domain.validation import render_validation, validation_row
+    from quorum.environments.swebench import load_instances
+    from quorum.inputs.manifests import load_manifest
+    from quorum.llm.gold import gold_file
+
+    try:
+        manifest = load_manifest(args.manifest)
+    except ManifestError as exc:
+        raise InputError(str(exc)) from exc
+    if not manifest.instances:
+        raise InputError(f"{args.manifest}: validate needs 'instances: file.jsonl' (SWE-bench fields with a gold patch)")
+    if args.parallel < 1:
+        raise InputError("--parallel must be at least 1")
+    patches = {inst.instance_id: inst.patch for inst in load_instances(manifest.instances)}
+    specs = [spec for spec in manifest.tasks if spec.instance is not None]
+    missing = [spec.id for spec in specs if not patches.get(spec.id, "").strip()]
+    if missing:
+        raise InputError(f"instance(s) without a gold patch: {', '.join(missing)}")
+    batch_id = args.batch_id or f"validate-{manifest.batch}"
+    store_url = args.store if "://" in args.store or args.store.startswith("block:") else str(Path(args.store).resolve())
+    gold_dir = Path(tempfile.mkdtemp(prefix="quorum-gold-"))
+    try:
+        gold = []
+        for spec in specs:
+            path = gold_file(gold_dir, spec.id, patches[spec.id])
+            gold.append(spec.model_copy(update={"script": str(path),
+                                                "script_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}))
+        manifest = manifest.model_copy(update={"tasks": gold})
+        roster = _load_roster("gold")
+
+        from quorum.cli.display import BatchDisplay
+
+        display = BatchDisplay([spec.id for spec in gold], simulated=True)
+        display.banner(manifest, roster, store_url)
+        try:
+            with display:
+                from quorum.flows.batch import batch_pipeline
+
+                report = batch_pipeline(
+                    manifest, roster, store_url, Policy(max_rounds=1), max_parallel=args.parallel, batch_id=batch_id,
+                    resume=False, progress=display.on_event,
+                )  # fmt: skip
+        except Exception as exc:
+            print(f"quorum: error: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_BROKEN
+    finally:
+        import shutil
+
+        shutil.rmtree(gold_dir, ignore_errors=True)
+    rows = [validation_row(result) for result in report.results]
+    text = render_validation(rows)
+    from quorum.blocks.refs import open_store_ref
+
+    store = open_store_ref(store_url)
+    store.put_text(f"runs/{slug(batch_id)}/validation.md", text)
+    store.put_text(f"runs/{slug(batch_id)}/validation.json",
+                   json.dumps([row.model_dump() for row in rows], indent=2) + "\n")  # fmt: skip
+    print(text)
+    broken = [row.task_id for row in rows if not row.ok]
+    if broken:
+        print(f"quorum validate: {len(broken)} broken task(s): {', '.join(broken)}", file=sys.stderr)
+        return EXIT_UNRESOLVED
+    return EXIT_OK
 
 
 if __name__ == "__main__":

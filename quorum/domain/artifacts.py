@@ -34,6 +34,29 @@ def report_key(batch_id: str) -> str:
     return f"runs/{slug(batch_id)}/report.json"
 
 
+def predictions_key(batch_id: str) -> str:
+    """The batch's patches in SWE-bench's harness format (one JSON object a line)."""
+    return f"runs/{slug(batch_id)}/predictions.jsonl"
+
+
+def environment_artifacts(prefix: str, summary: BaseModel, build_log: str, baseline: BaseModel | None) -> dict[str, str]:
+    """A task's test environment: what was built or reused (and its log), and the baseline of the base."""
+    items = {f"{prefix}/environment/environment.json": to_json(summary)}
+    if build_log:
+        items[f"{prefix}/environment/build.log"] = build_log
+    if baseline is not None:
+        items[f"{prefix}/environment/baseline.json"] = to_json(baseline)
+    return items
+
+
+def predictions_jsonl(rows: list[tuple[str, str, str]]) -> str:
+    """(instance_id, model_name_or_path, model_patch) rows -> predictions.jsonl, exactly the harness's fields."""
+    return "".join(
+        json.dumps({"instance_id": iid, "model_name_or_path": model, "model_patch": patch}, ensure_ascii=False) + "\n"
+        for iid, model, patch in rows
+    )
+
+
 def to_json(obj: BaseModel | dict | list) -> str:
     """Pretty JSON with sorted keys (stable bytes for the same content), ending with a newline."""
     if isinstance(obj, BaseModel):

@@ -11,7 +11,7 @@ from quorum.domain.budget import BudgetCheck, SpendAccount, check_stage
 from quorum.domain.cost import summarize_calls
 from quorum.domain.estimate import PriceFn, stage_estimate
 from quorum.domain.manifest import TaskSpec
-from quorum.domain.models import Decision, LLMCall, RoundContext, TaskResult, TaskStatus
+from quorum.domain.models import Decision, EnvironmentSummary, LLMCall, RoundContext, TaskResult, TaskStatus
 from quorum.domain.roster import StageModel
 
 
@@ -66,6 +66,7 @@ class TaskLedger:
         rounds: int = 0,
         artifacts: dict[str, str] | None = None,
         contexts: list[RoundContext] | None = None,
+        environment: EnvironmentSummary | None = None,
     ) -> TaskResult:
         return TaskResult(
             batch_id=batch_id,
@@ -80,4 +81,5 @@ class TaskLedger:
             artifacts=dict(artifacts or {}),
             contexts=list(contexts or []),
             policy_version=decision.policy_version if decision else "",
+            environment=environment,
         )

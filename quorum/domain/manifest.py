@@ -21,6 +21,43 @@ class ManifestError(ValueError):
     """A manifest that cannot be run; the message names the entry and the problem."""
 
 
+class TaskEnvironment(BaseModel):
+    """What a task or manifest adds to the repository's own declarations of its test environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    python_deps: list[str] = Field(default_factory=list, description="Extra requirement strings (PEP 508).")
+    python: str | None = Field(default=None, description="Interpreter version prefix, e.g. '3.10'.")
+    test_command: str | None = Field(default=None, description="Replaces the test command, e.g. 'pytest tests -k \"not slow\"'.")
+
+    @property
+    def empty(self) -> bool:
+        return not self.python_deps and self.python is None and self.test_command is None
+
+    def merged(self, other: TaskEnvironment | None) -> TaskEnvironment:
+        """``other`` (more specific: a task or instance) on top of this one (the manifest)."""
+        if other is None:
+            return self
+        return TaskEnvironment(
+            python_deps=[*self.python_deps, *other.python_deps],
+            python=other.python or self.python,
+            test_command=other.test_command if other.test_command is not None else self.test_command,
+        )
+
+
+class InstanceTests(BaseModel):
+    """A SWE-bench instance's held-out acceptance: ``test_patch`` applied after the model's patch,
+    judged by node ids. Never shown to a model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    instance_id: str
+    base_commit: str = ""
+    test_patch: str = ""
+    fail_to_pass: list[str] = Field(default_factory=list)
+    pass_to_pass: list[str] = Field(default_factory=list)
+
+
 class TaskSpec(BaseModel):
     """One (repository, task) pair, resolved to absolute paths and with the task text loaded."""
 
@@ -33,6 +70,10 @@ class TaskSpec(BaseModel):
     acceptance: str | None = Field(default=None, description="Held-out acceptance tests directory; never shown to a model.")
     script: str | None = Field(default=None, description="Script file for scripted models.")
     script_sha256: str = Field(default="", description="Digest of the script, so a changed script misses the cache.")
+    environment: TaskEnvironment = Field(
+        default_factory=TaskEnvironment, description="Additions to the repository's declared test environment."
+    )
+    instance: InstanceTests | None = Field(default=None, description="Set for SWE-bench instances (acceptance by node ids).")
 
     @field_validator("id")
     @classmethod
@@ -52,6 +93,9 @@ class _ManifestEntry(BaseModel):
     task_file: str | None = None
     acceptance: str | None = None
     script: str | None = None
+    python_deps: list[str] = Field(default_factory=list)
+    python: str | None = None
+    test_command: str | None = None
 
 
 class _Manifest(BaseModel):
@@ -59,7 +103,14 @@ class _Manifest(BaseModel):
 
     batch: str = "batch"
     roster: str | None = None
-    tasks: list[_ManifestEntry] = Field(min_length=1)
+    tasks: list[_ManifestEntry] = Field(default_factory=list)
+    instances: str | None = Field(default=None, description="A SWE-bench-format .jsonl file (relative to the manifest).")
+    repos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Instances' repositories: 'owner/name' -> a local git repository or a git URL (checked out at "
+        "base_commit). Without one: the instance's 'snapshot' directory, else https://github.com/<owner/name>.git.",
+    )
+    environment: TaskEnvironment = Field(default_factory=TaskEnvironment, description="Added to every task's environment.")
 
 
 class Manifest(BaseModel):
@@ -67,6 +118,7 @@ class Manifest(BaseModel):
     roster: str | None
     source: str
     tasks: list[TaskSpec]
+    instances: str | None = Field(default=None, description="Absolute path of the instances file, when one was named.")
 
 
 def _describe_location(raw: dict, loc: tuple) -> str:

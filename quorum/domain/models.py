@@ -173,7 +173,8 @@ class VerificationReport(BaseModel):
             "Why this verdict, machine-readable: 'failed' (tests failed), 'findings' (scanner), 'timeout', "
             "'resource_limit' (see limit_hit), 'inconsistent_report' (JUnit XML, exit code and summary "
             "disagree), 'no_report', 'crashed', 'scan_errors', 'unparseable_files', 'not_scanned', "
-            "'sandbox_error', 'no_isolation' (untrusted tests not run: no sandbox possible here), 'tool_error'; "
+            "'sandbox_error', 'no_isolation' (untrusted tests not run: no sandbox possible here), 'tool_error', "
+            "'env_error' (the repository's test environment could not be built: never the patch's fault); "
             "'' when passed."
         ),
     )
@@ -184,10 +185,56 @@ class VerificationReport(BaseModel):
     sandbox: dict[str, Any] = Field(default_factory=dict, description="How untrusted code was confined (quorum.sandbox.runner.Isolation).")
     log: str = Field(default="", repr=False, description="The run's output (stdout, stderr), head and tail kept past a cap.")
     log_name: str = Field(default="", description="Artifact file name for log, e.g. 'pytest.log'.")
+    tests: TestsJudged | None = Field(
+        default=None, description="Repository test runs in the repository's own environment: judged against the baseline."
+    )
 
     @property
     def blocking(self) -> bool:
         return self.status != VerificationStatus.passed
+
+
+class TestsJudged(BaseModel):
+    """A run of a repository's tests in its own environment, judged against the baseline of the base."""
+
+    __test__ = False  # not a pytest test class
+    environment: str = Field(default="", description="The environment's key.")
+    newly_failing: list[str] = Field(default_factory=list, description="Passed at the baseline, fail now: blamed.")
+    preexisting_failing: list[str] = Field(default_factory=list, description="Failing at the baseline too: not blamed.")
+    flaky: list[str] = Field(default_factory=list, description="Flaky at the baseline or passed on a re-run: not blamed.")
+    fail_to_pass_passing: list[str] = Field(default_factory=list)
+    fail_to_pass_failing: list[str] = Field(default_factory=list)
+    pass_to_pass_checked: int = 0
+    counts: dict[str, int] = Field(default_factory=dict, description="Outcomes of the run: passed, failed, ...")
+    covering_files: list[str] = Field(default_factory=list, description="Test files covering the changed files (run first).")
+    ran_files: list[str] = Field(default_factory=list)
+    not_run_files: list[str] = Field(default_factory=list, description="Not run: the time budget ran out.")
+    held_out_files: list[str] = Field(
+        default_factory=list,
+        description="Test files a SWE-bench instance's test_patch updates: left to its acceptance, not judged here.",
+    )
+    rerun: str = Field(default="", description="How tests that newly failed were run again before being blamed.")
+
+
+class EnvironmentSummary(BaseModel):
+    """A task's test environment and its baselines, as result.json and `quorum validate` show them."""
+
+    status: Literal["none", "built", "reused", "env_error"] = Field(
+        description="'none': the repository declares no dependencies (tests run as before, with quorum's interpreter)."
+    )
+    key: str = ""
+    python_version: str = ""
+    duration_s: float = 0.0
+    error: str = ""
+    sources: list[str] = Field(default_factory=list, description="Where the environment's requirements came from.")
+    baseline_failing: list[str] = Field(default_factory=list, description="Failing or erroring on the base (twice).")
+    baseline_flaky: list[str] = Field(default_factory=list, description="Failed, then passed on the re-run.")
+    baseline_passing: int = 0
+    baseline_cached: bool = False
+    f2p_total: int = 0
+    f2p_failing_before: int = Field(default=0, description="FAIL_TO_PASS tests failing on the base + test_patch.")
+    p2p_total: int = 0
+    p2p_failing_before: list[str] = Field(default_factory=list, description="PASS_TO_PASS tests already failing there.")
 
 
 class MatchKind(str, Enum):
@@ -346,6 +393,7 @@ class TaskResult(BaseModel):
     policy_version: str = ""
     spec_digest: str = Field(default="", description="Digest of task, roster and policy; a resumed batch reuses a result only if it matches.")
     reused: bool = Field(default=False, description="Taken from an earlier run of the same batch (resume), not run again.")
+    environment: EnvironmentSummary | None = Field(default=None, description="The repository's test environment and baseline.")
 
 
 class BatchReport(BaseModel):
@@ -368,3 +416,4 @@ class BatchReport(BaseModel):
 
 
 ReviewResult.model_rebuild()
+VerificationReport.model_rebuild()

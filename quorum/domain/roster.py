@@ -25,6 +25,9 @@ SCRIPTED_PROVIDER = "scripted"
 # localizer has already narrowed the code down (docs/context.md has the trade-off measured).
 DEFAULT_CONTEXT_TOKENS = {"localize": 16_000, "plan": 12_000, "implement": 16_000, "review": 16_000}
 MIN_CONTEXT_TOKENS = 1_000
+
+GOLD_PROVIDER = "gold"  # replays a SWE-bench instance's own patch (quorum validate); script-driven like scripted
+SCRIPT_DRIVEN = (SCRIPTED_PROVIDER, GOLD_PROVIDER)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -149,7 +152,8 @@ class StageModel(BaseModel):
 
     @property
     def is_scripted(self) -> bool:
-        return self.model.startswith(SCRIPTED_PROVIDER + "/")
+        """Replies come from a per-task file, not a hosted model: `scripted/...` and `gold/...`."""
+        return self.model.partition("/")[0] in SCRIPT_DRIVEN
 
     @property
     def resolved_edit_format(self) -> EditFormat:

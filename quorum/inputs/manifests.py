@@ -8,7 +8,18 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from quorum.domain.manifest import TASK_ID_PATTERN, Manifest, ManifestError, TaskSpec, _describe_location, _Manifest, _ManifestEntry, is_remote_repo
+from quorum.domain.manifest import (
+    TASK_ID_PATTERN,
+    InstanceTests,
+    Manifest,
+    ManifestError,
+    TaskEnvironment,
+    TaskSpec,
+    _describe_location,
+    _Manifest,
+    _ManifestEntry,
+    is_remote_repo,
+)
 
 
 def load_manifest(path: str | Path, *, base: Path | None = None) -> Manifest:
@@ -65,6 +76,8 @@ def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manif
     if not TASK_ID_PATTERN.match(parsed.batch):
         raise ManifestError(f"{label}: batch name {parsed.batch!r} must be letters, digits, '.', '_' or '-'")
 
+    if not parsed.tasks and not parsed.instances:
+        raise ManifestError(f"{label}: give 'tasks' (a list) or 'instances' (a SWE-bench .jsonl file), or both")
     seen: set[str] = set()
     specs = []
     for entry in parsed.tasks:
@@ -72,11 +85,72 @@ def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manif
         if entry.id in seen:
             raise ManifestError(f"{entry_label}: duplicate task id")
         seen.add(entry.id)
-        specs.append(_resolve_entry(entry, base, entry_label))
-    return Manifest(batch=parsed.batch, roster=parsed.roster, source=source, tasks=specs)
+        specs.append(_resolve_entry(entry, base, entry_label, parsed.environment))
+    instances_path = None
+    if parsed.instances:
+        instances_path = (base / parsed.instances).resolve()
+        for spec in instance_specs(instances_path, parsed.repos, base, parsed.environment, label):
+            if spec.id in seen:
+                raise ManifestError(f"{label}: instance {spec.id!r}: duplicate task id")
+            seen.add(spec.id)
+            specs.append(spec)
+    return Manifest(
+        batch=parsed.batch, roster=parsed.roster, source=source, tasks=specs,
+        instances=str(instances_path) if instances_path else None,
+    )  # fmt: skip
 
 
-def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
+def instance_specs(
+    path: Path, repos: dict[str, str], base: Path, environment: TaskEnvironment, label: str
+) -> list[TaskSpec]:
+    """SWE-bench instances -> tasks: the problem statement is the task, ``test_patch`` + FAIL_TO_PASS /
+    PASS_TO_PASS the held-out acceptance. The repository: ``repos[owner/name]`` (a local git repository
+    or a git URL, at ``base_commit``), else the instance's ``snapshot`` directory (relative to the
+    file: the tree at ``base_commit``), else ``https://github.com/<owner/name>.git`` at ``base_commit``."""
+    from quorum.environments.swebench import load_instances
+
+    if not path.is_file():
+        raise ManifestError(f"{label}: instances file {path} does not exist")
+    try:
+        instances = load_instances(path)
+    except ValueError as exc:
+        raise ManifestError(f"{label}: instances file {exc}") from exc
+    specs = []
+    for inst in instances:
+        where = f"{label}: instance {inst.instance_id!r}"
+        ref: str | None = inst.base_commit
+        named = repos.get(inst.repo)
+        snapshot = (inst.model_extra or {}).get("snapshot")
+        if named:
+            remote = is_remote_repo(named)
+            repo = named if remote else str((base / named).resolve())
+            if not remote and not Path(repo).is_dir():
+                raise ManifestError(f"{where}: repository {repo} does not exist")
+        elif snapshot:
+            repo, ref = str((path.parent / str(snapshot)).resolve()), None
+            if not Path(repo).is_dir():
+                raise ManifestError(f"{where}: snapshot {repo} does not exist")
+        else:
+            repo = f"https://github.com/{inst.repo}.git"
+        if not inst.problem_statement.strip():
+            raise ManifestError(f"{where}: problem_statement is empty")
+        test_command = inst.test_command if isinstance(inst.test_command, str) or inst.test_command is None else None
+        own = TaskEnvironment(python_deps=inst.python_deps, python=inst.python, test_command=test_command)
+        try:
+            specs.append(TaskSpec(
+                id=inst.instance_id, repo=repo, ref=ref, task=inst.problem_statement.strip(),
+                environment=environment.merged(own),
+                instance=InstanceTests(
+                    instance_id=inst.instance_id, base_commit=inst.base_commit, test_patch=inst.test_patch,
+                    fail_to_pass=inst.FAIL_TO_PASS, pass_to_pass=inst.PASS_TO_PASS,
+                ),
+            ))  # fmt: skip
+        except ValidationError as exc:
+            raise ManifestError(f"{where}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc
+    return specs
+
+
+def _resolve_entry(entry: _ManifestEntry, base: Path, label: str, environment: TaskEnvironment) -> TaskSpec:
     remote = is_remote_repo(entry.repo)
     repo = Path(entry.repo) if remote else (base / entry.repo).resolve()
     if not remote and not repo.is_dir():
@@ -114,6 +188,9 @@ def _resolve_entry(entry: _ManifestEntry, base: Path, label: str) -> TaskSpec:
         return TaskSpec(
             id=entry.id, repo=entry.repo if remote else str(repo), ref=entry.ref, task=task_text,
             acceptance=acceptance, script=script, script_sha256=digest,
+            environment=environment.merged(TaskEnvironment(
+                python_deps=entry.python_deps, python=entry.python, test_command=entry.test_command,
+            )),
         )  # fmt: skip
     except ValidationError as exc:
         raise ManifestError(f"{label}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from exc

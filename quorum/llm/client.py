@@ -42,7 +42,7 @@ from quorum.llm.call_policy import (
 )
 from quorum.domain.models import LLMCall
 from quorum.prefect_api.provider_slots import provider_slot
-from quorum.domain.roster import SCRIPTED_PROVIDER, Roster, RosterError, StageModel
+from quorum.domain.roster import GOLD_PROVIDER, SCRIPT_DRIVEN, SCRIPTED_PROVIDER, Roster, RosterError, StageModel
 
 __all__ = [
     "DEFAULT_RETRY_POLICY",
@@ -135,6 +135,7 @@ def get_litellm() -> Any:
                 os.environ.setdefault("LITELLM_TELEMETRY", "False")
                 import litellm
 
+                from quorum.llm.gold import GoldLLM
                 from quorum.llm.scripted import ScriptedLLM
 
                 litellm.suppress_debug_info = True
@@ -149,10 +150,11 @@ def get_litellm() -> Any:
                         litellm_logger.setLevel(logging.WARNING)
                     if not any(isinstance(f, RedactingFilter) for f in litellm_logger.filters):
                         litellm_logger.addFilter(RedactingFilter())
-                providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != SCRIPTED_PROVIDER]
+                providers = [p for p in (litellm.custom_provider_map or []) if p.get("provider") not in SCRIPT_DRIVEN]
                 litellm.custom_provider_map = [
                     *providers,
                     {"provider": SCRIPTED_PROVIDER, "custom_handler": ScriptedLLM()},
+                    {"provider": GOLD_PROVIDER, "custom_handler": GoldLLM()},
                 ]
                 _litellm = litellm
     return _litellm

@@ -96,6 +96,12 @@ def estimate_tokens(text: str) -> int:
 class ScriptedLLM(CustomLLM):
     """litellm handler for model strings `scripted/<name>`."""
 
+    provider = "scripted"
+
+    def reply(self, api_base: str, *, stage: str, model: str, round_no: int, attempt: int) -> tuple[str, str]:
+        """(text, finish_reason) for one call; ``api_base`` is the task's script file."""
+        return select_reply(load_script(api_base), stage=stage, model=model, round_no=round_no, attempt=attempt)
+
     def completion(self, model: str, messages: list, api_base: str | None, custom_prompt_dict: dict,
                    model_response: ModelResponse, print_verbose: Any, encoding: Any, api_key: Any,
                    logging_obj: Any, optional_params: dict, acompletion: Any = None, litellm_params: Any = None,
@@ -103,12 +109,11 @@ class ScriptedLLM(CustomLLM):
                    client: Any = None) -> ModelResponse:  # fmt: skip
         metadata = (litellm_params or {}).get("metadata") or {}
         if not api_base:
-            raise ScriptError(f"scripted/{model}: no script file given (api_base)")
-        script = load_script(api_base)
-        text, finish_reason = select_reply(
-            script,
+            raise ScriptError(f"{self.provider}/{model}: no script file given (api_base)")
+        text, finish_reason = self.reply(
+            api_base,
             stage=str(metadata.get("quorum_stage", "")),
-            model=f"scripted/{model}",
+            model=f"{self.provider}/{model}",
             round_no=int(metadata.get("quorum_round", 1)),
             attempt=int(metadata.get("quorum_attempt", 1)),
         )

@@ -380,7 +380,9 @@ def _with_output(summary: str, output: str) -> str:
     return f"{head}\n--- output (tail) ---\n{tail_text(output, OUTPUT_TAIL)}"
 
 
-def _pytest_argv(python: str, copy: Path, junit: Path, conf: Path, nonce: str, acceptance: bool) -> list[str]:
+def _pytest_argv(
+    python: str, copy: Path, junit: Path, conf: Path, nonce: str, acceptance: bool, source_roots: list[str] | None = None
+) -> list[str]:
     common = [
         "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "-o", "junit_family=xunit1",
         "-o", f"junit_suite_name={nonce}", f"--junitxml={junit}", f"--rootdir={copy}",
@@ -391,7 +393,8 @@ def _pytest_argv(python: str, copy: Path, junit: Path, conf: Path, nonce: str, a
     ini.write_text("[pytest]\n", encoding="utf-8")
     return [
         python, "-I", *common, "-c", str(ini), f"--confcutdir={copy / ACCEPTANCE_DIR}",
-        "-o", f"pythonpath={copy}", "-o", "python_files=test_*.py *_test.py", ACCEPTANCE_DIR,
+        "-o", "pythonpath=" + " ".join(str(copy / root) if root else str(copy) for root in (source_roots or [""])),
+        "-o", "python_files=test_*.py *_test.py", ACCEPTANCE_DIR,
     ]
 
 
@@ -404,8 +407,12 @@ def run_pytest(
     python: str = sys.executable,
     limits: ResourceLimits | None = None,
     network: bool = False,
+    source_roots: list[str] | None = None,
 ) -> VerificationReport:
-    """Run tests in a throwaway, sandboxed copy of ``workspace`` (see the module docstring)."""
+    """Run tests in a throwaway, sandboxed copy of ``workspace`` (see the module docstring).
+
+    ``python``: quorum's interpreter by default; for a repository with its own environment, that
+    environment's (acceptance runs then put ``source_roots`` of the copy on ``pythonpath``)."""
     started = time.monotonic()
     workspace = Path(workspace)
     acceptance = extra_tests is not None
@@ -439,7 +446,7 @@ def run_pytest(
             shutil.copytree(Path(extra_tests), copy / ACCEPTANCE_DIR, symlinks=True, ignore=COPY_IGNORE)
         nonce = f"quorum-{secrets.token_hex(8)}"
         junit = out / "junit.xml"
-        argv = _pytest_argv(python, copy, junit, conf, nonce, acceptance)
+        argv = _pytest_argv(python, copy, junit, conf, nonce, acceptance, source_roots)
         env = scrubbed_env({"PYTHONPATH": str(copy), "TMPDIR": str(tmp)}, home=home)
         try:
             with sandbox_slot() as slot:
@@ -448,7 +455,10 @@ def run_pytest(
                         chown_tree(directory, slot.uid, slot.gid)
                 confine = Confinement(
                     slot=slot, writable=[str(copy), str(home), str(tmp), str(out)],
-                    expose=[*interpreter_dirs(python), str(conf)], network=network,
+                    # the launcher runs with our interpreter: its stdlib stays readable for another python
+                    expose=[*interpreter_dirs(python), str(conf),
+                            *([os.path.realpath(sys.base_prefix)] if python != sys.executable else [])],
+                    network=network,
                 )
                 res = run_command(
                     argv, cwd=copy, timeout_s=timeout_s, env=env, output_cap_bytes=OUTPUT_CAP_BYTES,
