@@ -57,6 +57,10 @@ def diff_of(repo: Path, change: dict[str, str]) -> str:
     return patch
 
 
+def unindexed(patch: str) -> list[str]:
+    return [line for line in patch.strip().splitlines() if not line.startswith("index ")]
+
+
 def instance(iid: str, repo: Path, patch: str, test_patch: str, f2p: list[str], p2p: list[str]) -> dict:
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     return {"instance_id": iid, "repo": f"local/{iid}", "base_commit": head, "problem_statement": f"Fix {iid}.",
@@ -228,7 +232,12 @@ def test_validate_created_repositories_env_baseline_flaky_env_error_predictions(
     by_id = {row["instance_id"]: row for row in rows}
     assert set(by_id) == set(made)
     assert by_id["needs-dep"]["model_name_or_path"] == "gold/implementer"
-    assert by_id["needs-dep"]["model_patch"].strip() == made["needs-dep"]["patch"].strip()
+    # the patch as quorum applied it (its normalised diff: no `index` lines), which git applies to the base
+    predicted = by_id["needs-dep"]["model_patch"]
+    assert unindexed(predicted) == unindexed(made["needs-dep"]["patch"])
+    check = subprocess.run(["git", "apply", "--check", "-"], input=predicted, cwd=tmp_path / "needs-dep",
+                           capture_output=True, text=True)  # fmt: skip
+    assert check.returncode == 0, check.stderr
     assert by_id["broken-build"]["model_patch"] == ""
     table = (batch / "validation.md").read_text()
     assert "| needs-dep | built |" in table and "BROKEN broken-build: env_error" in table
