@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
-import warnings
+
+from quorum.domain.python_ast import parse_module
 
 from .models import ImportRef, Symbol
 
@@ -141,9 +142,7 @@ def parse_python(path: str, text: str) -> tuple[list[Symbol], list[ImportRef], l
     """Symbols (definitions first, then module top-level chunks), imports, assignments, syntax error."""
     lines = split_lines(text)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text, filename=path)
+        tree = parse_module(text, path)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         return [], [], [], f"{type(exc).__name__}: {exc}"[:200]
     collector = _Collector(path, lines)

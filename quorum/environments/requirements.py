@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from quorum.domain.python_ast import parse_module
 from quorum.environments.pep import (
     canonical_name,
     parse_version,
@@ -466,7 +467,7 @@ def parse_setup_py(text: str) -> _SetupPy:
     """Literal keywords of the ``setup(...)`` call; names bound at module level to literals are followed."""
     out = _SetupPy()
     try:
-        tree = ast.parse(text)
+        tree = parse_module(text, "setup.py")
     except SyntaxError:
         out.unresolved.append("setup.py does not parse")
         return out

@@ -22,6 +22,8 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
+from quorum.domain.python_ast import parse_module
+
 SKIP_DIRS = {".git", ".hg", ".tox", ".nox", ".venv", "venv", "node_modules", "build", "dist", "__pycache__",
              ".mypy_cache", ".pytest_cache", ".eggs"}
 
@@ -55,7 +57,7 @@ def module_of(path: str, source_roots: list[str] | None = None) -> str | None:
 def imports_of(source: str, test_path: str) -> set[str]:
     """Absolute dotted names a file imports (``from a import b`` yields ``a`` and ``a.b``)."""
     try:
-        tree = ast.parse(source)
+        tree = parse_module(source)
     except SyntaxError:
         return set()
     pkg = list(PurePosixPath(test_path).parent.parts)

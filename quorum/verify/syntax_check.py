@@ -11,11 +11,11 @@ under, so a file using newer syntax than that is reported too (its tests could n
 
 from __future__ import annotations
 
-import ast
-import warnings
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from quorum.domain.python_ast import parse_module
 
 MAX_BYTES = 5_000_000
 
@@ -33,9 +33,7 @@ class SyntaxProblem(BaseModel):
 def syntax_problem(source: bytes, filename: str) -> SyntaxProblem | None:
     """Why ``source`` does not parse as Python, or None when it does. Pure."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not our concern
-            ast.parse(source, filename=filename)
+        parse_module(source, filename)  # SyntaxWarning for odd escapes is not our concern
     except SyntaxError as exc:
         return SyntaxProblem(file=filename, line=exc.lineno or 0, message=f"{type(exc).__name__}: {exc.msg}")
     except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
