@@ -74,7 +74,7 @@ def test_unknown_model_string_is_refused_by_name():
 
 
 def test_unknown_shipped_roster_name_lists_choices():
-    with pytest.raises(RosterError, match="default, scripted"):
+    with pytest.raises(RosterError, match="default, gold, scripted"):
         load_roster("nope")
 
 
