@@ -60,7 +60,7 @@ thesis-demo: setup
 # Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
 # workers and subprocesses.
 test: setup $(INFRA_VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
 # Re-resolve every lockfile (after changing pyproject.toml or a tool version); commit the result.
 lock: | $(UV)
