@@ -10,6 +10,7 @@ import pytest
 
 from quorum.domain.cost import merge_summaries, summarize_calls
 from quorum.domain.models import LLMCall
+from quorum.domain.results import cached_note
 from quorum.domain.roster import StageModel
 from quorum.llm.call_policy import RetryPolicy
 from quorum.llm.client import complete, get_litellm
@@ -139,3 +140,4 @@ def test_summaries_carry_cached_tokens():
     assert summary.total.cached_tokens == 800 and summary.total.cache_write_tokens == 400
     assert summary.by_stage["implement"].cached_tokens == 800 and summary.by_model["r"].cache_write_tokens == 400
     assert merge_summaries([summary, summary]).total.cached_tokens == 1600
+    assert cached_note(summary.total) == "800 read from provider prompt caches, 400 written to them"

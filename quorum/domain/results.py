@@ -89,7 +89,7 @@ def render_task_markdown(result: TaskResult, store_url: str) -> str:
         f"{result.cost.total.completion_tokens} completion tokens",
         f"- artifacts: `{store_url}`",
         "",
-        "| stage | calls | prompt tokens | cached | cost |",
+        "| stage | calls | prompt tokens | from prompt cache | cost |",
         "|---|---|---|---|---|",
     ]
     for stage, cost in sorted(result.cost.by_stage.items()):
@@ -125,8 +125,8 @@ def _cell(text: str, limit: int = 300) -> str:
 
 def cached_note(cost: StageCost) -> str:
     """How much of the prompt the providers' caches served (and, for Anthropic, were written)."""
-    written = f", {cost.cache_write_tokens} written to cache" if cost.cache_write_tokens else ""
-    return f"{cost.cached_tokens} cached{written}"
+    written = f", {cost.cache_write_tokens} written to them" if cost.cache_write_tokens else ""
+    return f"{cost.cached_tokens} read from provider prompt caches{written}"
 
 
 def render_batch_markdown(report: BatchReport) -> str:
@@ -149,13 +149,13 @@ def render_batch_markdown(report: BatchReport) -> str:
     ]
     for r in report.results:
         lines.append(f"| {r.task_id} | {r.status.value} | {r.rounds} | {format_usd(r.cost.total.cost_usd)} | {r.reason} |")
-    lines += ["", "| stage | calls | prompt tokens | cached | cost |", "|---|---|---|---|---|"]
+    lines += ["", "| stage | calls | prompt tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for stage, cost in sorted(report.cost.by_stage.items()):
         lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
-    lines += ["", "| model | calls | tokens | cached | cost |", "|---|---|---|---|---|"]
+    lines += ["", "| model | calls | tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for model, cost in sorted(report.cost.by_model.items()):
         tokens = cost.prompt_tokens + cost.completion_tokens
         lines.append(f"| {model} | {cost.calls} | {tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
     lines.append("")
-    lines.append(f"Prompt cache: {cached_note(report.cost.total)} of {report.cost.total.prompt_tokens} prompt tokens.")
+    lines.append(f"Prompt tokens: {report.cost.total.prompt_tokens}, {cached_note(report.cost.total)}.")
     return "\n".join(lines) + "\n"
