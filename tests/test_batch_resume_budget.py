@@ -61,7 +61,7 @@ def test_spent_batch_budget_stops_new_calls_and_reports_the_rest_as_skipped(pref
     """Every stage is estimated at a nanodollar, so a stage starts while any budget is left. The first
     task's localize and plan calls spend more than the whole budget: no further call starts anywhere in
     the batch (the other tasks' localize stages are refused too, and the ranking stands in for them)."""
-    monkeypatch.setattr(quorum.flows.pipeline, "litellm_price", lambda model, prompt, completion: 1e-9)
+    monkeypatch.setattr(quorum.flows.pipeline, "litellm_price", lambda model, prompt, completion, *cache: 1e-9)
     manifest, roster = demo
     store = tmp_path / "store"
     report = batch_pipeline(
@@ -83,7 +83,7 @@ def test_task_budget_stops_before_the_stage_that_would_exceed_it(prefect_harness
     """Localization and plans are estimated free, patches at $1: with a $0.50 task budget the plan is made
     and kept, then the task stops as failed (budget) before any implementation call."""
 
-    def price(model: str, prompt: int, completion: int) -> float:
+    def price(model: str, prompt: int, completion: int, *cache: int) -> float:
         return 1.0 if "deepseek" in model else 0.0
 
     monkeypatch.setattr(quorum.flows.pipeline, "litellm_price", price)

@@ -23,8 +23,8 @@ from quorum.domain.policy import Policy
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def flat_price(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    return (prompt_tokens + 2 * completion_tokens) / 1e6
+def flat_price(model: str, prompt_tokens: int, completion_tokens: int, cached: int = 0, written: int = 0) -> float:
+    return (prompt_tokens - 0.9 * cached + 0.25 * written + 2 * completion_tokens) / 1e6
 
 
 # ------------------------------------------------------------------------------------------- budgets
@@ -67,8 +67,10 @@ def test_estimate_uses_real_prompts_typical_replies_and_the_rosters_prices(tmp_p
     assert plan.prompt_tokens == tokens_for(sizes.plan) and plan.completion_tokens == 800
     task = estimate_task("t", sizes, roster, 3, flat_price)
     per_round = sum(s.cost_usd for s in task.stages if s.stage != "plan")
+    later = sum(s.cost_usd for s in task.later_round)
     assert task.expected_usd == pytest.approx(plan.cost_usd + per_round)
-    assert task.worst_usd == pytest.approx(plan.cost_usd + 3 * per_round)
+    assert task.worst_usd == pytest.approx(plan.cost_usd + per_round + 2 * later)
+    assert later < per_round  # rounds 2+ read the implementer's stable prefix from the (DeepSeek-priced) cache
     batch = estimate_batch([task, task], roster, 3)
     assert batch.expected_usd == pytest.approx(2 * task.expected_usd)
     assert set(batch.by_stage_expected_usd) == {"plan", "implement", "review"}
@@ -86,8 +88,29 @@ def test_the_localize_stage_is_estimated_once_per_task_from_its_map(tmp_path):
     once = localize.cost_usd + task.stages[1].cost_usd
     per_round = sum(s.cost_usd for s in task.stages[2:])
     assert task.expected_usd == pytest.approx(once + per_round)
-    assert task.worst_usd == pytest.approx(once + 3 * per_round)
+    assert task.worst_usd == pytest.approx(once + per_round + 2 * sum(s.cost_usd for s in task.later_round))
     assert set(estimate_batch([task], roster, 3).by_stage_expected_usd) == {"localize", "plan", "implement", "review"}
+
+
+def test_the_estimate_assumes_the_prompt_cache_where_the_provider_offers_one(tmp_path):
+    roster = load_roster("scripted").model_copy(update={"localizer": None})
+    sizes = _estimated_sizes(tmp_path, roster)
+    assert 0 < sizes.implement_stable <= sizes.implement and all(0 < s < r for s, r in zip(sizes.review_stable, sizes.review))
+    task = estimate_task("t", sizes, roster, 3, flat_price)
+    implement, later = task.stages[1], task.later_round[0]
+    assert implement.cached_tokens == implement.cache_write_tokens == 0  # DeepSeek: automatic, nothing written
+    assert later.cached_tokens > 0.8 * later.prompt_tokens and later.cost_usd < implement.cost_usd
+    claude = roster.implementer.model_copy(update={"priced_as": "anthropic/claude-sonnet-4-5"})
+    reviewers = [r.model_copy(update={"priced_as": p}) for r, p in zip(roster.reviewers, ["openai/gpt-5-mini", "gemini/gemini-2.5-flash"])]
+    anthropic = roster.model_copy(update={"implementer": claude, "reviewers": reviewers})
+    task = estimate_task("t", sizes, anthropic, 3, flat_price)
+    first, again = task.stages[1], task.later_round[0]
+    assert first.cache_write_tokens == again.cached_tokens > 0  # written in round 1, read after
+    assert first.cost_usd > again.cost_usd
+    assumption = estimate_batch([task], anthropic, 3).assumptions[-1]
+    assert assumption.startswith("prompt cache assumed for") and "anthropic" in assumption
+    no_cache = roster.model_copy(update={"implementer": roster.implementer.model_copy(update={"priced_as": "mistral/mistral-small-latest"})})
+    assert estimate_task("t", sizes, no_cache, 3, flat_price).later_round[0].cached_tokens == 0
 
 
 def test_completion_estimate_is_capped_at_max_tokens():

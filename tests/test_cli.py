@@ -80,13 +80,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, manifest, mak
 
 def test_unknown_model_in_roster_file_is_refused(tmp_path, manifest, monkeypatch, capsys):
     roster = {"planner": {"model": "anthropic/claude-nope-9"}, "implementer": {"model": "deepseek/deepseek-chat"},
-              "reviewers": [{"model": "openai/gpt-5-mini"}, {"model": "gemini/gemini-2.5-flash"}]}  # fmt: skip
+              "reviewers": [{"model": "openai/gpt-5-mini", "temperature": 1.0}, {"model": "gemini/gemini-2.5-flash"}]}  # fmt: skip
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(roster))
     code, stderr = quorum_in_process(
         "batch", manifest(), "--roster", str(tmp_path / "r.yaml"), cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
     )
     assert code == 2
     assert "anthropic/claude-nope-9" in stderr
+
+
+def test_a_temperature_the_model_refuses_is_refused_before_any_call(tmp_path, manifest, monkeypatch, capsys):
+    roster = {"planner": {"model": "anthropic/claude-sonnet-4-5"}, "implementer": {"model": "deepseek/deepseek-chat"},
+              "reviewers": [{"model": "openai/gpt-5-mini"}, {"model": "gemini/gemini-2.5-flash"}]}  # fmt: skip
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(roster))
+    code, stderr = quorum_in_process(
+        "batch", manifest(), "--roster", str(tmp_path / "r.yaml"), cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys
+    )
+    assert code == 2 and "openai/gpt-5-mini refuses temperature 0" in stderr
+    assert not (tmp_path / ".quorum").exists()
 
 
 def test_missing_api_key_is_named_before_any_call(tmp_path, manifest, monkeypatch, capsys):

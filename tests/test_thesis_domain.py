@@ -305,7 +305,7 @@ def test_pareto_marking_shared_planners_and_names():
     with pytest.raises(ValueError, match="at least two"):
         check_distinct_names([a])
 
-    def price(model: str, prompt: int, completion: int) -> float:
+    def price(model: str, prompt: int, completion: int, *cache: int) -> float:
         return {"anthropic/claude-sonnet-4-5": 1.0}.get(model, 0.1)
 
     sizes = {"t1": PromptSizes(plan=400, implement=400, review=[400, 400])}

@@ -12,6 +12,7 @@ from quorum.domain.progress import ProgressEvent
 from quorum.domain.cost import format_usd
 from quorum.domain.estimate import BatchEstimate
 from quorum.domain.models import BatchReport
+from quorum.domain.results import cached_note
 
 STATUS_STYLE = {
     "resolved": "green",
@@ -94,7 +95,8 @@ class BatchDisplay:
         per_resolved = format_usd(report.cost_per_resolved_usd) if report.cost_per_resolved_usd is not None else "n/a"
         self.console.print(
             f"resolved {report.counts.get('resolved', 0)}/{len(report.results)} ({report.resolved_rate:.0%}); "
-            f"cost{label} {format_usd(report.cost.total.cost_usd)} total, {per_resolved} per resolved task"
+            f"cost{label} {format_usd(report.cost.total.cost_usd)} total, {per_resolved} per resolved task; "
+            f"prompt tokens {report.cost.total.prompt_tokens}, {cached_note(report.cost.total)}"
         )
         self.console.print(
             f"LLM calls this run: {report.fresh_llm_calls} made, {report.cached_llm_calls} served from cache; "
@@ -131,6 +133,14 @@ def print_estimate(estimate: BatchEstimate, *, simulated: bool, console: Console
         f"batch of {len(estimate.tasks)}: expected {format_usd(estimate.expected_usd)}, "
         f"worst case {format_usd(estimate.worst_usd)}"
     )
+    later = [stage for task in estimate.tasks for stage in task.later_round]
+    if estimate.max_rounds > 1 and later:
+        cached, prompt = sum(s.cached_tokens for s in later), sum(s.prompt_tokens for s in later)
+        written = sum(s.cache_write_tokens for task in estimate.tasks for s in task.stages)
+        console.print(
+            f"prompt cache (assumed): each round after the first reads {cached} of its {prompt} prompt tokens "
+            f"from the providers' caches" + (f"; round 1 writes {written} tokens to Anthropic's" if written else "")
+        )
     console.print("assumptions:")
     for assumption in estimate.assumptions:
         console.print(f"  - {assumption}")

@@ -351,7 +351,9 @@ def _compare_dry_run(manifest, rosters, policy, store: str) -> int:
     console.print(f"comparison of {len(manifest.tasks)} task(s): expected {format_usd(sum(e.expected_paid_usd for e in estimates))} "
                   f"paid (plans shared by a planner are paid once), worst case {format_usd(sum(e.worst_usd for e in estimates))}")  # fmt: skip
     console.print("assumptions: as `quorum batch --dry-run` (tokens = characters / 4 of the real prompts, typical reply sizes, "
-                  "one call per stage; expected = 1 round, worst = every round reviewed)")  # fmt: skip
+                  "one call per stage; expected = 1 round, worst = every round reviewed; prompt caches assumed where "
+                  "the providers offer them: later rounds read the stable prefix, Anthropic implementers and "
+                  "reviewers pay the cache write in round 1)")  # fmt: skip
     return 0
 
 

@@ -9,12 +9,10 @@ not; "calls made" and "served from cache" (and "paid now") say what this run act
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import BaseModel, Field
 
 from quorum.domain.cost import format_usd
-from quorum.domain.estimate import PromptSizes, TaskEstimate, estimate_task
+from quorum.domain.estimate import PriceFn, PromptSizes, TaskEstimate, estimate_task
 from quorum.domain.models import BatchReport, LLMCall, TaskStatus
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.stats import pareto_front, ratio, wilson_interval
@@ -219,7 +217,7 @@ def estimate_compare(
     sizes: list[dict[str, PromptSizes]],
     rosters: list[Roster],
     max_rounds: int,
-    price: Callable[[str, int, int], float],
+    price: PriceFn,
 ) -> list[RosterEstimate]:
     """Per roster, the dry-run estimate (`quorum.domain.estimate`), and what running them in order pays.
     `sizes[i]`: roster i's prompt sizes per task id (each roster's models have their own context budgets)."""

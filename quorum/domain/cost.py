@@ -12,6 +12,8 @@ def _add(total: StageCost, call: LLMCall, fresh: bool) -> None:
     total.fresh_calls += int(fresh)
     total.prompt_tokens += call.prompt_tokens
     total.completion_tokens += call.completion_tokens
+    total.cached_tokens += call.cached_tokens
+    total.cache_write_tokens += call.cache_write_tokens
     total.cost_usd += call.cost_usd
 
 
@@ -44,6 +46,8 @@ def _merge(into: StageCost, other: StageCost) -> None:
     into.fresh_calls += other.fresh_calls
     into.prompt_tokens += other.prompt_tokens
     into.completion_tokens += other.completion_tokens
+    into.cached_tokens += other.cached_tokens
+    into.cache_write_tokens += other.cache_write_tokens
     into.cost_usd += other.cost_usd
 
 

@@ -115,8 +115,19 @@ class LLMCall(BaseModel):
     priced_as: str
     simulated: bool = Field(description="True for the scripted provider: tokens and cost are simulated.")
     attempt: int = 1
-    prompt_tokens: int = 0
+    prompt_tokens: int = Field(default=0, description="Every input token, cached and cache-written ones included.")
     completion_tokens: int = 0
+    cached_tokens: int = Field(
+        default=0, description="Input tokens read from the provider's prompt cache (part of prompt_tokens)."
+    )
+    cache_write_tokens: int = Field(
+        default=0, description="Input tokens written to the provider's prompt cache (part of prompt_tokens; Anthropic)."
+    )
+    structured_output: str = Field(
+        default="",
+        description="How a structured reply was asked for: 'native' (the provider's response_format), 'prompt' "
+        "(the prompt alone), '' (free text).",
+    )
     cost_usd: float = 0.0
     latency_s: float = 0.0
     started_at: float = Field(description="Unix time the call started; older than the run means served from cache.")
@@ -321,6 +332,8 @@ class StageCost(BaseModel):
     fresh_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = Field(default=0, description="Of prompt_tokens, read from provider prompt caches.")
+    cache_write_tokens: int = Field(default=0, description="Of prompt_tokens, written to provider prompt caches.")
     cost_usd: float = 0.0
 
 

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from quorum.domain.cost import format_usd, merge_summaries
-from quorum.domain.models import BatchReport, StageContextRecord, TaskResult, TaskStatus
+from quorum.domain.models import BatchReport, StageContextRecord, StageCost, TaskResult, TaskStatus
 from quorum.domain.policy import UNISOLATED_NOTE
 
 SUCCESS_STATUSES = frozenset({TaskStatus.resolved, TaskStatus.approved_unverified})
@@ -85,14 +85,15 @@ def render_task_markdown(result: TaskResult, store_url: str) -> str:
         f"- reason: {result.reason or '-'}",
         f"- policy: {result.policy_version or '-'}",
         f"- cost: {format_usd(result.cost.total.cost_usd)}{simulated}, "
-        f"{result.cost.total.prompt_tokens} prompt + {result.cost.total.completion_tokens} completion tokens",
+        f"{result.cost.total.prompt_tokens} prompt ({cached_note(result.cost.total)}) + "
+        f"{result.cost.total.completion_tokens} completion tokens",
         f"- artifacts: `{store_url}`",
         "",
-        "| stage | calls | cost |",
-        "|---|---|---|",
+        "| stage | calls | prompt tokens | from prompt cache | cost |",
+        "|---|---|---|---|---|",
     ]
     for stage, cost in sorted(result.cost.by_stage.items()):
-        lines.append(f"| {stage} | {cost.calls} | {format_usd(cost.cost_usd)} |")
+        lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
     if result.contexts:
         lines += ["", "## Context", "", "What each model was shown of the repository (context.json of each round).", "",
                   "| round | stage | model | tokens / budget | shown |", "|---|---|---|---|---|"]  # fmt: skip
@@ -122,6 +123,12 @@ def _cell(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def cached_note(cost: StageCost) -> str:
+    """How much of the prompt the providers' caches served (and, for Anthropic, were written)."""
+    written = f", {cost.cache_write_tokens} written to them" if cost.cache_write_tokens else ""
+    return f"{cost.cached_tokens} read from provider prompt caches{written}"
+
+
 def render_batch_markdown(report: BatchReport) -> str:
     simulated = " — simulated costs (scripted models priced as real ones)" if report.cost.simulated else ""
     per_resolved = format_usd(report.cost_per_resolved_usd) if report.cost_per_resolved_usd is not None else "n/a"
@@ -142,11 +149,13 @@ def render_batch_markdown(report: BatchReport) -> str:
     ]
     for r in report.results:
         lines.append(f"| {r.task_id} | {r.status.value} | {r.rounds} | {format_usd(r.cost.total.cost_usd)} | {r.reason} |")
-    lines += ["", "| stage | calls | cost |", "|---|---|---|"]
+    lines += ["", "| stage | calls | prompt tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for stage, cost in sorted(report.cost.by_stage.items()):
-        lines.append(f"| {stage} | {cost.calls} | {format_usd(cost.cost_usd)} |")
-    lines += ["", "| model | calls | tokens | cost |", "|---|---|---|---|"]
+        lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
+    lines += ["", "| model | calls | tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for model, cost in sorted(report.cost.by_model.items()):
         tokens = cost.prompt_tokens + cost.completion_tokens
-        lines.append(f"| {model} | {cost.calls} | {tokens} | {format_usd(cost.cost_usd)} |")
+        lines.append(f"| {model} | {cost.calls} | {tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
+    lines.append("")
+    lines.append(f"Prompt tokens: {report.cost.total.prompt_tokens}, {cached_note(report.cost.total)}.")
     return "\n".join(lines) + "\n"

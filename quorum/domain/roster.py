@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from quorum.domain.caching import is_anthropic_family
 from quorum.domain.edit_format import EditFormat, parse_edit_format, resolve_edit_format
 
 SCRIPTED_PROVIDER = "scripted"
@@ -83,6 +84,26 @@ class StageModel(BaseModel):
         + ", ".join(f"{stage} {tokens}" for stage, tokens in DEFAULT_CONTEXT_TOKENS.items())
         + ". Must fit the model's input window (checked against litellm's model table when the roster is loaded).",
     )
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(
+        default=None,
+        title="Reasoning effort",
+        description="For reasoning models (e.g. the planner): litellm's reasoning_effort, which it maps to each "
+        "provider's setting (OpenAI reasoning_effort, Anthropic and Gemini thinking budgets). Default: the model's.",
+    )
+    thinking_budget_tokens: int | None = Field(
+        default=None,
+        ge=1024,
+        title="Thinking budget (tokens)",
+        description="Extended thinking with this many tokens (litellm's thinking parameter; Anthropic, Gemini). "
+        "Must be below max_tokens; Anthropic then accepts only temperature 1.",
+    )
+    structured_output: Literal["auto", "native", "prompt"] = Field(
+        default="auto",
+        title="Structured output",
+        description="How plans, localizations and reviews are asked for: 'native' sends the pydantic schema as "
+        "response_format (the provider constrains the reply), 'prompt' only describes it in the prompt, 'auto' "
+        "(default) is native where litellm's model table says the model supports response schemas.",
+    )
     fallbacks: list[StageModel] = Field(
         default_factory=list,
         description="Models tried in order when this one keeps failing on transient errors (429, 5xx, timeouts).",
@@ -138,6 +159,15 @@ class StageModel(BaseModel):
             raise ValueError(f"priced_as is only for scripted models, not {self.model!r}")
         if self.is_scripted and self.api_base:
             raise ValueError(f"scripted model {self.model!r} takes no api_base (its replies come from a script file)")
+        if self.reasoning_effort and self.thinking_budget_tokens:
+            raise ValueError(f"{self.model}: set reasoning_effort or thinking_budget_tokens, not both")
+        if self.thinking_budget_tokens and self.thinking_budget_tokens >= self.max_tokens:
+            raise ValueError(f"{self.model}: thinking_budget_tokens ({self.thinking_budget_tokens}) must be below "
+                             f"max_tokens ({self.max_tokens}), which counts the thinking too")  # fmt: skip
+        thinks = self.reasoning_effort is not None or self.thinking_budget_tokens is not None
+        if thinks and is_anthropic_family(self.pricing_model) and self.temperature != 1.0:
+            raise ValueError(f"{self.model}: Anthropic models think only at temperature 1 "
+                             f"(got {self.temperature:g}); set temperature: 1.0 or drop the thinking setting")  # fmt: skip
         for fallback in self.fallbacks:
             if fallback.fallbacks:
                 raise ValueError(f"fallback {fallback.model} of {self.model} cannot have fallbacks of its own")
@@ -168,6 +198,14 @@ class StageModel(BaseModel):
     def provider(self) -> str:
         """The provider this model's calls go to; for a scripted model, the provider it simulates."""
         return self.pricing_model.partition("/")[0]
+
+    def reasoning_params(self) -> dict[str, Any]:
+        """What litellm is passed for this model's reasoning settings (nothing when none is set)."""
+        if self.reasoning_effort:
+            return {"reasoning_effort": self.reasoning_effort}
+        if self.thinking_budget_tokens:
+            return {"thinking": {"type": "enabled", "budget_tokens": self.thinking_budget_tokens}}
+        return {}
 
     def context_budget(self, stage: str) -> int:
         """Tokens of repository context for this model serving `stage` (its own setting, else the stage default)."""

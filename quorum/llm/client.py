@@ -11,7 +11,8 @@ One `complete()` call:
    even when the provider sends them as a plain 400;
 3. holds one of the provider's slots (and its rate-limit tokens) for each request, never while
    backing off;
-4. returns the reply with an `LLMCall` record of tokens, cost, retries, errors and fallback use.
+4. returns the reply with an `LLMCall` record of tokens (prompt-cache reads and writes included), cost,
+   retries, errors and fallback use.
 Every error text leaving this module is redacted: API keys never reach logs, records or exceptions.
 """
 
@@ -26,8 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from quorum.domain.tokens import CHARS_PER_TOKEN
 from quorum.settings import settings
+from quorum.llm.pricing import cache_tokens, litellm_price
+from quorum.llm.prompt_cache import marks_prefix, provider_messages
 from quorum.llm.call_policy import (
     ErrorKind,
     RedactingFilter,
@@ -70,6 +75,7 @@ MAX_REASK_CHARS = 6000
 DEFAULT_RETRY_POLICY = RetryPolicy(attempt_timeout_s=DEFAULT_TIMEOUT_S)
 PROMPT_HEADROOM_TOKENS = 4_000  # a stage's prompt besides its repository context: instructions, task, plan, patch
 TRUNCATING_FINISH_REASONS = frozenset({"length", "content_filter"})
+JSON_OBJECT_ONLY = frozenset({"deepseek"})  # JSON mode without a schema
 LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
 logger = logging.getLogger("quorum.llm.client")
@@ -140,7 +146,10 @@ def get_litellm() -> Any:
 
                 litellm.suppress_debug_info = True
                 litellm.telemetry = False
-                litellm.drop_params = True
+                # Parameters a model does not take are dropped per request ("drop_params" in each call), not
+                # globally: with the global off, litellm still says which settings a model refuses when asked
+                # (the roster check, `_refused_settings`).
+                litellm.drop_params = False
                 litellm.set_verbose = False
                 # litellm's debug logging prints request details and raw provider replies (which may
                 # echo the key): off unless asked for, and scrubbed of secrets either way.
@@ -187,6 +196,33 @@ def check_roster_models(roster: Roster) -> None:
                 )
     if too_big:
         raise RosterError(f"roster {roster.name!r}: " + "; ".join(too_big))
+    refused = [problem for model in roster.all_models() if (problem := _refused_settings(litellm, model))]
+    if refused:
+        raise RosterError(f"roster {roster.name!r}: " + "; ".join(refused))
+
+
+def _refused_settings(litellm: Any, model: StageModel) -> str:
+    """Why the provider would refuse this model's sampling settings (litellm's own checks), or ''.
+
+    Some reasoning models accept only their default temperature (OpenAI's gpt-5 and o-series: 1); litellm
+    knows which and says so when not told to drop the parameter. Caught here, when the roster is loaded,
+    not mid-batch. Scripted models send nothing to a provider: their settings are not checked.
+    """
+    if model.is_scripted:
+        return ""
+    params = model.reasoning_params()
+    if params and not litellm.supports_reasoning(model=model.model):
+        return f"{model.model} does not support reasoning settings (litellm's model table); drop {', '.join(params)}"
+    provider, _, name = model.model.partition("/")
+    try:
+        litellm.get_optional_params(model=name, custom_llm_provider=provider, temperature=model.temperature,
+                                    max_tokens=model.max_tokens, drop_params=False, **params)  # fmt: skip
+    except litellm.UnsupportedParamsError as exc:
+        reason = short(str(exc).removeprefix("litellm.UnsupportedParamsError: "), 200)
+        return f"{model.model} refuses temperature {model.temperature:g}{' with ' + ', '.join(params) if params else ''}: {reason}"
+    except Exception:  # noqa: BLE001  (litellm could not map this provider's parameters: nothing it can tell)
+        return ""
+    return ""
 
 
 def check_roster(roster: Roster) -> None:
@@ -270,9 +306,10 @@ def _request_kwargs(
 ) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "model": model.model,
-        "messages": messages,
+        "messages": provider_messages(messages, mark=not model.is_scripted and marks_prefix(stage, model.model)),
         "temperature": model.temperature,
         "max_tokens": model.max_tokens,
+        "drop_params": True,  # parameters a provider does not take are left out (the roster check refused the harmful ones)
         "num_retries": 0,  # retries happen here, where Retry-After and the deadline are known
         "max_retries": 0,  # and not again inside the provider SDK
     }
@@ -282,6 +319,7 @@ def _request_kwargs(
         kwargs["api_base"] = script
         kwargs["metadata"] = {"quorum_stage": stage, "quorum_round": round_no, "quorum_attempt": attempt}
         return kwargs
+    kwargs.update(model.reasoning_params())
     if model.api_base:
         kwargs["api_base"] = model.api_base
     if model.api_key_env:
@@ -380,8 +418,13 @@ def complete(
     attempt: int = 1,
     timeout_s: float | None = None,
     policy: RetryPolicy | None = None,
+    schema: type[BaseModel] | None = None,
 ) -> tuple[str, LLMCall]:
     """One chat completion, with retries and fallbacks. Returns the reply text and its call record.
+
+    With `schema`, a model that supports structured outputs natively (per litellm, unless its roster entry
+    says otherwise) is sent it as `response_format`; the others are asked by the prompt alone. The call
+    record says which (`structured_output`).
 
     Raises LLMOutputError (carrying the paid call) on a truncated or filtered reply, and LLMCallError
     (carrying a record per model tried) when no reply came back.
@@ -401,6 +444,9 @@ def complete(
         errors_before = len(trail.errors)
         try:
             kwargs = _request_kwargs(stage, candidate, messages, script, round_no, attempt)
+            mode = structured_mode(litellm, candidate, schema)
+            if mode == "native" and schema is not None:
+                kwargs["response_format"] = response_format(candidate, schema)
             reply = _call_with_retries(litellm, candidate, kwargs, policy, trail, secrets, label)
         except LLMCallError as exc:
             exc.calls = [*failed, _failed_record(stage, candidate, stage_model, messages, attempt, started_at, trail,
@@ -411,7 +457,7 @@ def complete(
             failed.append(_failed_record(stage, candidate, stage_model, messages, attempt, started_at, trail,
                                          gave_up.kind, reason, errors_before))  # fmt: skip
             continue
-        return _finish(litellm, stage, candidate, stage_model, messages, attempt, started_at, trail, reply)
+        return _finish(litellm, stage, candidate, stage_model, messages, attempt, started_at, trail, reply, mode)
     tried = ", ".join(m.model for m in chain)
     raise LLMCallError(
         f"{stage}: no reply from {tried} ({trail.last_kind.value}; {len(trail.errors)} failed requests)",
@@ -433,7 +479,7 @@ def _failed_record(
 
 def _finish(
     litellm: Any, stage: str, model: StageModel, primary: StageModel, messages: list[dict[str, str]], attempt: int,
-    started_at: float, trail: _Trail, reply: _Reply,
+    started_at: float, trail: _Trail, reply: _Reply, structured: str = "",
 ) -> tuple[str, LLMCall]:  # fmt: skip
     choice = reply.response.choices[0]
     text = choice.message.content or ""
@@ -441,14 +487,15 @@ def _finish(
     usage = getattr(reply.response, "usage", None)
     prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
     completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
-    prompt_cost, completion_cost = litellm.cost_per_token(
-        model=model.pricing_model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-    )
+    cached = cache_tokens(usage)
     call = _record(stage, model, primary, messages, attempt, started_at, trail).model_copy(
         update={
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
-            "cost_usd": float(prompt_cost + completion_cost),
+            "cached_tokens": cached.read,
+            "cache_write_tokens": cached.write,
+            "structured_output": structured,
+            "cost_usd": litellm_price(model.pricing_model, prompt_tokens, completion_tokens, cached.read, cached.write),
             "latency_s": round(reply.latency_s, 4),
             "finish_reason": finish_reason,
             "response_text": text,
@@ -472,11 +519,16 @@ def ask_structured(
     max_attempts: int = DEFAULT_STRUCTURED_ATTEMPTS,
     timeout_s: float | None = None,
     policy: RetryPolicy | None = None,
+    schema: type[BaseModel] | None = None,
 ) -> tuple[T, list[LLMCall]]:
     """Ask for a structured reply; re-ask a bounded number of times, telling the model what was wrong.
 
     `parse` raising ValueError (or LLMOutputError) means "not usable": the model is asked again with
     the problem, or with the message of a `ReaskError` as it is (capped at MAX_REASK_CHARS).
+
+    `schema`: the pydantic model the reply must match; models that support it natively get it as
+    `response_format` (see `complete`), which removes most malformed replies at the source. `parse`
+    still checks every reply, and re-asks still follow what it refuses.
 
     Transport errors are retried inside `complete`; when it gives up, LLMCallError propagates with
     every call made so far (re-asks included) in `calls`.
@@ -488,7 +540,7 @@ def ask_structured(
         try:
             text, call = complete(
                 stage, stage_model, conversation, script=script, round_no=round_no, attempt=attempt,
-                timeout_s=timeout_s, policy=policy,
+                timeout_s=timeout_s, policy=policy, schema=schema,
             )  # fmt: skip
         except LLMOutputError as exc:
             calls.extend(exc.calls)
@@ -516,6 +568,33 @@ def ask_structured(
         f"{stage} by {stage_model.model}: no usable reply after {max_attempts} attempts (last problem: {problem})",
         calls,
     )
+
+
+def structured_mode(litellm: Any, model: StageModel, schema: type[BaseModel] | None) -> str:
+    """"native" when `model` is sent `schema` as response_format, "prompt" when the prompt alone asks for it,
+    "" without a schema. The roster's `structured_output` decides; "auto" asks litellm's model table."""
+    if schema is None:
+        return ""
+    if model.is_scripted or model.structured_output == "prompt":
+        return "prompt"
+    if model.structured_output == "native":
+        return "native"
+    try:
+        return "native" if litellm.supports_response_schema(model=model.pricing_model) else "prompt"
+    except Exception:  # noqa: BLE001  (a model litellm does not know: the prompt asks for the structure)
+        return "prompt"
+
+
+def response_format(model: StageModel, schema: type[BaseModel]) -> dict[str, Any]:
+    """The `response_format` litellm turns into each provider's structured-output request.
+
+    Not `strict`: OpenAI's strict mode needs every property required, and our models have defaults.
+    DeepSeek's JSON mode takes no schema: it is asked for a JSON object (the prompt carries the schema).
+    """
+    if model.provider in JSON_OBJECT_ONLY:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),
+                                                   "strict": False}}  # fmt: skip
 
 
 def _reask_message(problem: str) -> str:

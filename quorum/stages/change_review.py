@@ -77,7 +77,7 @@ def run_change_review(
     reviewer: StageModel, description: str, diff: str, regions: dict[str, str], tool_report: str, script: str | None
 ) -> ReviewResult:
     messages = build_change_review_messages(description, diff, tool_report, regions)
-    review, calls = ask_structured("review", reviewer, messages, parse_review, script=script, round_no=1)
+    review, calls = ask_structured("review", reviewer, messages, parse_review, script=script, round_no=1, schema=Review)
     return ReviewResult(reviewer=reviewer.model, provider=reviewer.provider, review=review, calls=calls)
 
 

@@ -24,6 +24,7 @@ from quorum.domain.roster import StageModel
 from quorum.edits import apply_reply, format_instructions, parse_reply, reask_message
 from quorum.edits import formats as edit_formats
 from quorum.llm.client import ReaskError, StructuredOutputError, ask_structured
+from quorum.llm.prompt_cache import user_message
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
 from quorum.stages.plan import render_plan_markdown
@@ -57,13 +58,16 @@ def build_implement_messages(
     *,
     edit_format: EditFormat,
 ) -> list[dict[str, str]]:
-    """`context`: the implementer's repository context (the regions the plan names, line-numbered <file> blocks)."""
+    """`context`: the implementer's repository context (the regions the plan names, line-numbered <file> blocks).
+
+    Stable first (context, task, plan: the same every round), the round's feedback last."""
     system = TEMPLATE.render("system", edit_format=format_instructions(edit_format))
-    parts = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan)), render_context(context)]
+    stable = [render_context(context), delimit("task", task_text), delimit("plan", render_plan_markdown(plan))]
+    variable = []
     if round_no > 1:
         report = "\n".join(f"- {reason}" for reason in feedback) + "\n\nFindings:\n" + render_findings(findings)
-        parts.append(TEMPLATE.render("revision", round=round_no, report=delimit("report", report)))
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+        variable.append(TEMPLATE.render("revision", round=round_no, report=delimit("report", report)))
+    return [{"role": "system", "content": system}, user_message(stable, variable)]
 
 
 def check_reply(text: str, workspace: Path | None) -> PatchResult:

@@ -12,6 +12,7 @@ from quorum.context.models import Localization, SymbolRef
 from quorum.domain.manifest import TaskSpec
 from quorum.domain.roster import StageModel
 from quorum.llm.client import LLMCallError, StructuredOutputError, ask_structured
+from quorum.llm.prompt_cache import user_message
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
 from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_context
@@ -42,8 +43,7 @@ class LocalizeOutput(StageOutput):
 def build_localize_messages(task_text: str, map_text: str) -> list[dict[str, str]]:
     """`map_text`: the repository map as PROMPT_RENDERER's <file> blocks (paths and skeletons)."""
     system = TEMPLATE.render("system", schema=json_schema_hint(LocalizeReply))
-    user = f"{delimit('task', task_text)}\n\n{render_context(map_text)}"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, user_message([render_context(map_text), delimit("task", task_text)])]
 
 
 def parse_localization(text: str, paths: set[str]) -> Localization:
@@ -81,7 +81,8 @@ def run_localize(
     messages = build_localize_messages(spec.task, map_text)
     try:
         localization, calls = ask_structured(
-            "localize", localizer, messages, lambda text: parse_localization(text, known), script=spec.script
+            "localize", localizer, messages, lambda text: parse_localization(text, known), script=spec.script,
+            schema=LocalizeReply,
         )
     except (StructuredOutputError, LLMCallError) as exc:
         reason = f"localize by {localizer.model} failed, the deterministic ranking stands in: {exc}"

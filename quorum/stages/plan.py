@@ -8,6 +8,7 @@ from quorum.domain.manifest import TaskSpec
 from quorum.domain.models import Plan
 from quorum.domain.roster import StageModel
 from quorum.llm.client import ask_structured
+from quorum.llm.prompt_cache import user_message
 from quorum.stages import prompting
 from quorum.stages.output import StageOutput
 from quorum.stages.prompting import delimit, json_schema_hint, parse_model_reply, render_context
@@ -21,8 +22,7 @@ class PlanOutput(StageOutput):
 def build_plan_messages(task_text: str, context: str) -> list[dict[str, str]]:
     """`context`: the planner's repository context (map and regions as PROMPT_RENDERER's <file> blocks)."""
     system = TEMPLATE.render("system", schema=json_schema_hint(Plan))
-    user = f"{delimit('task', task_text)}\n\n{render_context(context)}"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, user_message([render_context(context), delimit("task", task_text)])]
 
 
 def parse_plan(text: str) -> Plan:
@@ -45,7 +45,7 @@ def render_plan_markdown(plan: Plan) -> str:
 
 def run_plan(spec: TaskSpec, planner: StageModel, context: str) -> PlanOutput:
     messages = build_plan_messages(spec.task, context)
-    plan, calls = ask_structured("plan", planner, messages, parse_plan, script=spec.script, round_no=1)
+    plan, calls = ask_structured("plan", planner, messages, parse_plan, script=spec.script, round_no=1, schema=Plan)
     return PlanOutput(plan=plan, calls=calls)
 
 

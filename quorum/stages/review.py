@@ -8,6 +8,7 @@ from quorum.domain.manifest import TaskSpec
 from quorum.domain.models import Plan, Review, ReviewResult, VerificationReport
 from quorum.domain.roster import StageModel
 from quorum.llm.client import ask_structured
+from quorum.llm.prompt_cache import user_message
 from quorum.stages import prompting
 from quorum.stages.implement import render_findings
 from quorum.stages.plan import render_plan_markdown
@@ -28,16 +29,14 @@ def render_tool_report(verification: list[VerificationReport]) -> str:
 def build_review_messages(
     task_text: str, context: str, plan: Plan, diff: str, tool_report: str
 ) -> list[dict[str, str]]:
-    """`context`: the reviewer's repository context (the patched regions, callers and tests, after the patch)."""
+    """`context`: the reviewer's repository context (the patched regions, callers and tests, after the patch).
+
+    Stable first (task and plan: the same for every reviewer and every round), then what the round's patch
+    decides (its regions, the patch, the reports)."""
     system = TEMPLATE.render("system", schema=json_schema_hint(Review))
-    parts = [
-        delimit("task", task_text),
-        delimit("plan", render_plan_markdown(plan)),
-        delimit("patch", diff),
-        delimit("report", tool_report),
-        render_context(context),
-    ]
-    return [{"role": "system", "content": system}, {"role": "user", "content": "\n\n".join(parts)}]
+    stable = [delimit("task", task_text), delimit("plan", render_plan_markdown(plan))]
+    variable = [render_context(context), delimit("patch", diff), delimit("report", tool_report)]
+    return [{"role": "system", "content": system}, user_message(stable, variable)]
 
 
 def parse_review(text: str) -> Review:
@@ -48,7 +47,8 @@ def run_review(
     spec: TaskSpec, reviewer: StageModel, context: str, plan: Plan, diff: str, tool_report: str, round_no: int
 ) -> ReviewResult:
     messages = build_review_messages(spec.task, context, plan, diff, tool_report)
-    review, calls = ask_structured("review", reviewer, messages, parse_review, script=spec.script, round_no=round_no)
+    review, calls = ask_structured("review", reviewer, messages, parse_review, script=spec.script, round_no=round_no,
+                                  schema=Review)
     return ReviewResult(reviewer=reviewer.model, provider=reviewer.provider, review=review, calls=calls)
 
 

@@ -24,6 +24,7 @@ from quorum.domain.roster import Roster
 from quorum.stages.implement import build_implement_messages
 from quorum.stages.localize import build_localize_messages
 from quorum.stages.plan import build_plan_messages
+from quorum.llm.prompt_cache import stable_prefix
 from quorum.stages.prompting import PROMPT_RENDERER
 from quorum.stages.review import build_review_messages
 
@@ -51,6 +52,16 @@ def implement_prompt_chars(task_text: str, context: str, plan: Plan, edit_format
 
 def review_prompt_chars(task_text: str, context: str, plan: Plan, diff: str, tool_report: str) -> int:
     return messages_chars(build_review_messages(task_text, context, plan, diff, tool_report))
+
+
+def implement_stable_chars(task_text: str, context: str, plan: Plan, edit_format: EditFormat = LONGEST_INSTRUCTIONS) -> int:
+    """Characters of the implementer's prompt that every round repeats (what a prompt cache can serve)."""
+    return len(stable_prefix(build_implement_messages(task_text, context, plan, 1, [], [], edit_format=edit_format)))
+
+
+def review_stable_chars(task_text: str, plan: Plan) -> int:
+    """Characters of a reviewer's prompt that every round repeats (system, task, plan)."""
+    return len(stable_prefix(build_review_messages(task_text, "", plan, "", "")))
 
 
 def estimated_prompt_sizes(
@@ -88,4 +99,6 @@ def estimated_prompt_sizes(
         plan=plan_prompt_chars(task_text, planner.text),
         implement=implement_prompt_chars(task_text, implementer.text, plan, roster.implementer.resolved_edit_format),
         review=reviews,
+        implement_stable=implement_stable_chars(task_text, implementer.text, plan, roster.implementer.resolved_edit_format),
+        review_stable=[review_stable_chars(task_text, plan)] * len(reviews),
     )

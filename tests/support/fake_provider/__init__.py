@@ -13,6 +13,7 @@ from tests.support.fake_provider.config import (
     Fault,
     Latency,
     ModelBehaviour,
+    PromptCache,
     ReplyRule,
     load_config,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Fault",
     "Latency",
     "ModelBehaviour",
+    "PromptCache",
     "ReplyRule",
     "load_config",
 ]

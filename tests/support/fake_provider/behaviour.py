@@ -8,15 +8,18 @@ testable without sleeping.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from tests.support.fake_provider.config import PERMANENT_FAULTS, Fault, Latency, ModelBehaviour
+from tests.support.fake_provider.config import PERMANENT_FAULTS, Fault, Latency, ModelBehaviour, PromptCache
 
 CHARS_PER_TOKEN = 4
 LOG_LENGTH = 10_000
+CACHED_PROMPTS = 64  # automatic caching: recent prompts a new one may share a prefix with
 INVALID_JSON_REPLY = 'Here is my answer: {"summary": "unfinished, "steps": ['
 
 
@@ -58,6 +61,8 @@ class ProviderRequest:
     prompt: str
     max_tokens: int
     api_key: str = field(default="", repr=False)
+    cache_points: tuple[int, ...] = ()  # Anthropic: characters of `prompt` up to each cache_control breakpoint
+    response_format: dict | None = None  # the structured output asked for (None: free text)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class Outcome:
     finish_reason: str = "stop"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens, written to the prompt cache
+    reports_cache: bool = False  # the model has a prompt cache: usage carries its figures
     admitted: bool = False  # holds an in-flight slot until released
 
     @property
@@ -85,6 +93,43 @@ def sample_latency(latency: Latency, rng: random.Random) -> float:
     if latency.kind == "lognormal":
         return 0.0 if latency.seconds <= 0 else rng.lognormvariate(math.log(latency.seconds), latency.sigma)
     return latency.seconds
+
+
+class PrefixCache:
+    """One model's prompt cache (see PromptCache): which input prefixes are cached, until when."""
+
+    def __init__(self, config: PromptCache):
+        self.config = config
+        self.prefixes: dict[str, float] = {}  # explicit: digest of a breakpoint's prefix -> expiry
+        self.prompts: deque[tuple[str, float]] = deque(maxlen=CACHED_PROMPTS)  # automatic: (prompt, expiry)
+
+    def use(self, prompt: str, points: tuple[int, ...], now: float) -> tuple[int, int]:
+        """(cached, written) tokens of this request's input; the cache then holds its prefixes."""
+        if self.config.mode == "explicit":
+            return self._explicit(prompt, points, now)
+        return self._automatic(prompt, now), 0
+
+    def _tokens(self, chars: int) -> int:
+        return chars // CHARS_PER_TOKEN
+
+    def _automatic(self, prompt: str, now: float) -> int:
+        live = [(text, expiry) for text, expiry in self.prompts if expiry > now]
+        shared = max((len(os.path.commonprefix([text, prompt])) for text, _ in live), default=0)
+        self.prompts.clear()
+        self.prompts.extend(live)
+        self.prompts.append((prompt, now + self.config.ttl_s))
+        block = self.config.block_tokens
+        tokens = self._tokens(shared) // block * block
+        return tokens if tokens >= self.config.min_tokens else 0
+
+    def _explicit(self, prompt: str, points: tuple[int, ...], now: float) -> tuple[int, int]:
+        eligible = [p for p in sorted(set(points)) if self._tokens(p) >= self.config.min_tokens]
+        digests = {p: hashlib.sha256(prompt[:p].encode()).hexdigest() for p in eligible}
+        read = max((self._tokens(p) for p in eligible if self.prefixes.get(digests[p], 0.0) > now), default=0)
+        written = self._tokens(eligible[-1]) - read if eligible and self._tokens(eligible[-1]) > read else 0
+        for digest in digests.values():
+            self.prefixes[digest] = now + self.config.ttl_s  # written or refreshed
+        return read, written
 
 
 STAT_BY_FAULT = {
@@ -111,6 +156,7 @@ class ModelState:
         self.in_flight = 0
         self.max_in_flight = 0
         self.scripted_index = 0
+        self.cache = PrefixCache(behaviour.prompt_cache) if behaviour.prompt_cache else None
         self.request_bucket = TokenBucket(behaviour.rpm, now) if behaviour.rpm else None
         self.token_bucket = TokenBucket(behaviour.tpm, now) if behaviour.tpm else None
         self.counts: Counter[str] = Counter()
@@ -128,6 +174,8 @@ class ModelState:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.counts["prompt_tokens"] += outcome.prompt_tokens
             self.counts["completion_tokens"] += outcome.completion_tokens
+            self.counts["cached_tokens"] += outcome.cached_tokens
+            self.counts["cache_write_tokens"] += outcome.cache_write_tokens
         return outcome
 
     def release(self, outcome: Outcome) -> None:
@@ -155,7 +203,7 @@ class ModelState:
             return Outcome(fault=fault, latency_s=latency, admitted=True)
         if fault is Fault.hang:
             return Outcome(fault=fault, admitted=True)
-        return self._reply(request, fault, latency)
+        return self._reply(request, fault, latency, now)
 
     def _next_scripted(self) -> Fault | None:
         if self.scripted_index < len(self.behaviour.faults):
@@ -198,9 +246,13 @@ class ModelState:
             draw -= rate
         return Fault.ok
 
-    def _reply(self, request: ProviderRequest, fault: Fault, latency: float) -> Outcome:
+    def _reply(self, request: ProviderRequest, fault: Fault, latency: float, now: float = 0.0) -> Outcome:
         behaviour = self.behaviour
         text = behaviour.reply_for(request.prompt)
+        structured = request.response_format is not None and behaviour.response_format == "honour"
+        self.counts["structured_requests" if structured else "free_text_requests"] += 1
+        if not structured and behaviour.free_text_json == "malformed":
+            text = INVALID_JSON_REPLY
         finish_reason = "stop"
         if fault is Fault.truncate:
             text, finish_reason = text[: max(1, len(text) // 2)], "length"
@@ -210,7 +262,13 @@ class ModelState:
         completion_tokens = (
             behaviour.completion_tokens if behaviour.completion_tokens is not None else estimate_tokens(text)
         )
+        cached = written = 0
+        if self.cache is not None:
+            cached, written = self.cache.use(request.prompt, request.cache_points, now)
+            cached = min(cached, prompt_tokens)
+            written = min(written, prompt_tokens - cached)
         return Outcome(
             fault=fault, latency_s=latency, text=text, finish_reason=finish_reason,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, admitted=True,
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cached_tokens=cached,
+            cache_write_tokens=written, reports_cache=self.cache is not None, admitted=True,
         )  # fmt: skip

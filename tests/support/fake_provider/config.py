@@ -97,6 +97,27 @@ class ReplyRule(BaseModel):
         return self.text if self.text is not None else json.dumps(self.data, indent=2)
 
 
+class PromptCache(BaseModel):
+    """The provider's prompt cache for one model: an input prefix repeated within `ttl_s` is billed as cached.
+
+    `automatic` (OpenAI, DeepSeek, Gemini's implicit cache): the longest prefix shared with a recent request,
+    counted in blocks of `block_tokens` (OpenAI 128, DeepSeek 64) and only from `min_tokens` on.
+    `explicit` (Anthropic): only prefixes that end at a `cache_control` breakpoint; a request whose last
+    breakpoint's prefix is not cached yet writes it (reported as cache-creation tokens).
+    Usage is reported the way the model's API does: Anthropic `cache_read_input_tokens` and
+    `cache_creation_input_tokens`, OpenAI `prompt_tokens_details.cached_tokens`, DeepSeek (a model whose
+    name starts with "deepseek") `prompt_cache_hit_tokens`/`prompt_cache_miss_tokens`, Gemini
+    `cachedContentTokenCount`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["automatic", "explicit"] = "automatic"
+    min_tokens: int = Field(default=1024, ge=1, description="Shorter prefixes are never cached.")
+    block_tokens: int = Field(default=1, ge=1, description="automatic: cached tokens come in blocks of this size.")
+    ttl_s: float = Field(default=300.0, gt=0, description="A cached prefix expires this long after its last use.")
+
+
 class ModelBehaviour(BaseModel):
     """How one model of the fake provider behaves."""
 
@@ -117,6 +138,18 @@ class ModelBehaviour(BaseModel):
     reply: str = Field(default="ok", description="Reply when no rule matches.")
     prompt_tokens: int | None = Field(default=None, ge=0, description="Fixed usage figure; default ~chars/4.")
     completion_tokens: int | None = Field(default=None, ge=0, description="Fixed usage figure; default ~chars/4.")
+    response_format: Literal["honour", "ignore"] = Field(
+        default="honour",
+        description="A structured-output request (OpenAI/DeepSeek response_format, Anthropic output_format, Gemini "
+        "response_mime_type application/json): 'honour' answers it with the canned reply as it is (the provider "
+        "constrains decoding); 'ignore' answers as if it were free text.",
+    )
+    free_text_json: Literal["valid", "malformed"] = Field(
+        default="valid",
+        description="'malformed': a reply not constrained by an honoured structured-output request is broken JSON "
+        "(a weak model writing JSON by hand); 'valid': the canned reply as it is.",
+    )
+    prompt_cache: PromptCache | None = Field(default=None, description="The provider's prompt cache (none: no caching).")
     echo_key_in_errors: bool = Field(
         default=False, description="Put the request's API key in error messages (to test that quorum redacts it)."
     )

@@ -53,18 +53,18 @@ def _text_of(content: Any) -> str:
 def parse_request(api: str, path: str, headers: dict[str, str], body: dict[str, Any]) -> ProviderRequest:
     """Raises ValueError for a body the API would refuse."""
     if api == OPENAI:
+        points = ()
         model = body.get("model")
         prompt = "\n".join(_text_of(m.get("content")) for m in body.get("messages", []) if isinstance(m, dict))
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 0
         key = headers.get("authorization", "").removeprefix("Bearer ").strip() or headers.get("api-key", "")
     elif api == ANTHROPIC:
         model = body.get("model")
-        parts = [_text_of(body.get("system", ""))]
-        parts += [_text_of(m.get("content")) for m in body.get("messages", []) if isinstance(m, dict)]
-        prompt = "\n".join(p for p in parts if p)
+        prompt, points = _anthropic_prompt(body)
         max_tokens = body.get("max_tokens") or 0
         key = headers.get("x-api-key", "")
     elif api == GEMINI:
+        points = ()
         model = path.split("?", 1)[0].rsplit("/models/", 1)[-1].removesuffix(":generateContent")
         parts = [_text_of((body.get("system_instruction") or {}).get("parts", []))]
         parts += [_text_of(c.get("parts", [])) for c in body.get("contents", []) if isinstance(c, dict)]
@@ -75,7 +75,49 @@ def parse_request(api: str, path: str, headers: dict[str, str], body: dict[str, 
         raise ValueError(f"unknown API {api!r}")
     if not isinstance(model, str) or not model:
         raise ValueError("request names no model")
-    return ProviderRequest(api=api, model=model, prompt=prompt, max_tokens=int(max_tokens), api_key=key)
+    return ProviderRequest(api=api, model=model, prompt=prompt, max_tokens=int(max_tokens), api_key=key,
+                           cache_points=points,
+                           response_format=structured_request(api, body))  # fmt: skip
+
+
+def structured_request(api: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The structured output a request asks for in its API's terms, or None for free text."""
+    if api == OPENAI:
+        wanted = body.get("response_format")
+        return wanted if isinstance(wanted, dict) and wanted.get("type") in ("json_schema", "json_object") else None
+    if api == ANTHROPIC:
+        wanted = body.get("output_format")
+        return wanted if isinstance(wanted, dict) else None
+    config = body.get("generationConfig") or {}
+    if (config.get("response_mime_type") or config.get("responseMimeType")) == "application/json":
+        schema = config.get("response_json_schema") or config.get("response_schema") or config.get("responseSchema")
+        return {"type": "json_schema", "schema": schema} if schema else {"type": "json_object"}
+    return None
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"text": content}]
+    return [part for part in content or [] if isinstance(part, dict)]
+
+
+def _anthropic_prompt(body: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
+    """The text of system and messages in order, and the characters up to each `cache_control` breakpoint."""
+    blocks = _blocks(body.get("system") or [])
+    for message in body.get("messages", []):
+        if isinstance(message, dict):
+            blocks += _blocks(message.get("content"))
+    texts: list[str] = []
+    points: list[int] = []
+    length = -1  # no separator before the first text
+    for block in blocks:
+        text = _text_of(block.get("text", ""))
+        if text:
+            texts.append(text)
+            length += 1 + len(text)
+        if block.get("cache_control") and texts:
+            points.append(length)
+    return "\n".join(texts), tuple(points)
 
 
 def success(request: ProviderRequest, outcome: Outcome) -> WireResponse:
@@ -86,7 +128,7 @@ def success(request: ProviderRequest, outcome: Outcome) -> WireResponse:
             "content": [{"type": "text", "text": outcome.text}],
             "stop_reason": "max_tokens" if outcome.finish_reason == "length" else "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": outcome.prompt_tokens, "output_tokens": outcome.completion_tokens},
+            "usage": _anthropic_usage(outcome),
         })  # fmt: skip
     if request.api == GEMINI:
         return WireResponse(200, {
@@ -96,7 +138,8 @@ def success(request: ProviderRequest, outcome: Outcome) -> WireResponse:
                 "index": 0,
             }],
             "usageMetadata": {"promptTokenCount": outcome.prompt_tokens,
-                              "candidatesTokenCount": outcome.completion_tokens, "totalTokenCount": total},
+                              "candidatesTokenCount": outcome.completion_tokens, "totalTokenCount": total,
+                              **({"cachedContentTokenCount": outcome.cached_tokens} if outcome.cached_tokens else {})},
             "modelVersion": request.model,
         })  # fmt: skip
     return WireResponse(200, {
@@ -105,8 +148,27 @@ def success(request: ProviderRequest, outcome: Outcome) -> WireResponse:
         "choices": [{"index": 0, "message": {"role": "assistant", "content": outcome.text},
                      "finish_reason": outcome.finish_reason}],
         "usage": {"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
-                  "total_tokens": total},
+                  "total_tokens": total, **_openai_cache_usage(request, outcome)},
     })  # fmt: skip
+
+
+def _anthropic_usage(outcome: Outcome) -> dict[str, int]:
+    """Anthropic counts cache reads and writes apart from `input_tokens` (the uncached rest)."""
+    if not outcome.reports_cache:
+        return {"input_tokens": outcome.prompt_tokens, "output_tokens": outcome.completion_tokens}
+    fresh = outcome.prompt_tokens - outcome.cached_tokens - outcome.cache_write_tokens
+    return {"input_tokens": fresh, "output_tokens": outcome.completion_tokens,
+            "cache_creation_input_tokens": outcome.cache_write_tokens, "cache_read_input_tokens": outcome.cached_tokens}
+
+
+def _openai_cache_usage(request: ProviderRequest, outcome: Outcome) -> dict[str, Any]:
+    """OpenAI: prompt_tokens_details.cached_tokens; DeepSeek: prompt_cache_hit_tokens / prompt_cache_miss_tokens."""
+    if not outcome.reports_cache:
+        return {}
+    if request.model.startswith("deepseek"):
+        return {"prompt_cache_hit_tokens": outcome.cached_tokens,
+                "prompt_cache_miss_tokens": outcome.prompt_tokens - outcome.cached_tokens}
+    return {"prompt_tokens_details": {"cached_tokens": outcome.cached_tokens}}
 
 
 # Default error messages, in each provider's usual wording.
