@@ -77,6 +77,12 @@ def save_report_task(store: ArtifactStore, report: BatchReport, rows: RowSpool) 
     return written
 
 
+@task(name="read-report-rows", task_run_name="rows · {key}", retries=2, retry_delay_seconds=[1, 2], cache_policy=NONE)
+def read_report_rows_task(store: ArtifactStore, key: str) -> list[ReportRow]:
+    """A finished batch's rows (its report.jsonl), in manifest order: for small batches whose rows a flow reads back."""
+    return list(read_rows(store, key))
+
+
 @task(name="open-store", task_run_name="store · {ref}", retries=2, retry_delay_seconds=[1, 2], cache_policy=NONE)
 def open_store_task(ref: str) -> ArtifactStore:
     """The store behind a URL, a path or `block:<name>` (a QuorumArtifactStore block), opened once per run."""
