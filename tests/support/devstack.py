@@ -25,6 +25,23 @@ POOL = "quorum-process"
 SANDBOX_POOL = "quorum-sandbox"
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process under `pid` (children, their children...), from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -101,9 +118,16 @@ class LocalPrefectStack:
                 continue
 
     def hard_kill(self, name: str) -> None:
-        """SIGKILL a process group at once, as a crashed machine would end it."""
+        """SIGKILL a process group at once, as a crashed machine would end it, and every process it started:
+        a process worker may start a flow run in a session of its own, which the group's kill would miss."""
         process = self.processes.pop(name)
+        children = descendants(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         process.wait(timeout=10)
 
     # --------------------------------------------------------------------------------------- steps
