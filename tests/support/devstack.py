@@ -102,20 +102,29 @@ class LocalPrefectStack:
             self.kill(name)
 
     def kill(self, name: str, grace_s: float = 5.0) -> None:
-        """Stop a process and everything it started (its process group): SIGTERM, then SIGKILL."""
+        """Stop a process and everything it started (its process group): SIGTERM, then SIGKILL; then whatever it
+        started in sessions of its own and left behind."""
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        children = descendants(process.pid)
+        try:
+            for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    return
+                try:
+                    process.wait(timeout=wait)
+                    return
+                except subprocess.TimeoutExpired:
+                    continue
+        finally:
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def hard_kill(self, name: str) -> None:
         """SIGKILL a process group at once, as a crashed machine would end it, and every process it started:
