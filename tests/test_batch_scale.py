@@ -194,6 +194,34 @@ def test_batch_records_on_a_folder_store(tmp_path):
     _exercise_store(open_store(str(tmp_path / "store")))
 
 
+def test_predictions_are_written_in_manifest_order_from_the_rows_with_each_last_round_patch(tmp_path):
+    from quorum.domain.manifest import InstanceTests
+    from quorum.store import open_store
+    from quorum.store.batches import write_predictions
+
+    store = open_store(str(tmp_path / "store"))
+    specs = [
+        TaskSpec(id="a", repo="r", task="t"),
+        TaskSpec(id="b", repo="r", task="t", instance=InstanceTests(instance_id="owner__repo-2")),
+        TaskSpec(id="c", repo="r", task="t"),
+        TaskSpec(id="d", repo="r", task="t"),
+    ]
+    store.put_text("runs/p/a/2/patch.diff", "diff a2\n")
+    store.put_text("runs/p/b/1/patch.diff", "diff b1\n")
+    rows = [  # as report.jsonl gives them; c never ran a round, d's patch is missing
+        ReportRow(task_id=task_id, repo="r", status=TaskStatus.escalated, rounds=rounds)
+        for task_id, rounds in (("a", 2), ("b", 1), ("c", 0), ("d", 1))
+    ]
+    key = write_predictions(store, "p", specs, iter(rows), "openai/gpt-5-mini", chunk=3)
+    assert key == "runs/p/predictions.jsonl"
+    lines = [json.loads(line) for line in store.get_text(key).splitlines()]
+    assert [(line["instance_id"], line["model_patch"]) for line in lines] == [
+        ("a", "diff a2\n"), ("owner__repo-2", "diff b1\n"), ("c", ""), ("d", ""),
+    ]  # fmt: skip
+    assert {line["model_name_or_path"] for line in lines} == {"openai/gpt-5-mini"}
+    assert set(lines[0]) == {"instance_id", "model_name_or_path", "model_patch"}
+
+
 def test_batch_records_on_s3_list_in_pages_and_fetch_concurrently(monkeypatch):
     import boto3
     from moto import mock_aws
