@@ -119,8 +119,10 @@ def kill_and_resume(stack: LocalPrefectStack, manifest: Path, store: Path, paral
         raise RuntimeError("no shard of the other worker was caught half-way (try more --tasks)")
     stack.hard_kill(victim)
     killed_at = time.monotonic()
+    on_victim = submitted_by(stack, victim)  # every shard the dead worker held (it may have held two)
+    victim_ids = [t for shard in shard_runs(stack, batch_id) if shard["id"] in on_victim for t in shard["parameters"]["task_ids"]]
     finished = {t for t in victim_ids if (store / "runs" / batch_id / t / "result.json").exists()}
-    print(f"killed {victim} with a shard of {len(victim_ids)} tasks, {len(finished)} of them finished", flush=True)
+    print(f"killed {victim} holding {len(victim_ids)} tasks in its shards, {len(finished)} of them finished", flush=True)
 
     first = stack.wait_final(run_id, 1800)
     noticed = time.monotonic() - killed_at
@@ -130,6 +132,8 @@ def kill_and_resume(stack: LocalPrefectStack, manifest: Path, store: Path, paral
     summary2, rows2 = report_of(store, batch_id)
     rerun = {r["task_id"] for r in rows2 if not r["reused"]}
     fresh_total = summary1["fresh_llm_calls"] + summary2["fresh_llm_calls"]
+    # calls the killed tasks had made (and Prefect had cached) before the kill, which the resume took from the cache
+    cached_rerun = sum(r["cost"]["total"]["calls"] - r["cost"]["total"]["fresh_calls"] for r in rows2 if not r["reused"])
     lines = [
         f"| first run | {first['state']['type']} after the kill in {noticed:.0f} s | "
         + ", ".join(f"{k} {v}" for k, v in summary1["counts"].items() if v) + f" | {summary1['fresh_llm_calls']} |",
@@ -140,11 +144,13 @@ def kill_and_resume(stack: LocalPrefectStack, manifest: Path, store: Path, paral
         "the errors are the killed shard's unfinished tasks": errors == set(victim_ids) - finished,
         "the resume ran only those": rerun == set(victim_ids) - finished,
         "every task finished after the resume": not any(r["status"] == "error" for r in rows2),
-        "no LLM call paid twice (fresh calls of both runs = a clean run's)": clean_calls is None or fresh_total == clean_calls,
+        "no LLM call paid twice (fresh calls of both runs + the resume's cache hits = a clean run's calls)":
+            clean_calls is None or fresh_total + cached_rerun == clean_calls,
     }
     lines.append("")
     lines += [f"- {name}: {'yes' if ok else 'NO'}" for name, ok in checks.items()]
-    lines.append(f"- fresh LLM calls, first run + resume: {fresh_total}" + (f" (a clean run: {clean_calls})" if clean_calls else ""))
+    lines.append(f"- fresh LLM calls, first run + resume: {fresh_total}; taken from the cache by the re-run tasks: "
+                 f"{cached_rerun}" + (f" (a clean run: {clean_calls} fresh)" if clean_calls else ""))
     return lines
 
 
