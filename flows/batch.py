@@ -367,10 +367,15 @@ def _pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext) -
     except Exception as exc:  # a crashed subflow is reported, never dropped
         reason = f"pipeline crashed: {type(exc).__name__}: {exc}"
         run.report(spec.id, TaskStatus.error.value, reason, done=True)
-        return TaskResult(
+        result = TaskResult(
             batch_id=run.batch_id, task_id=spec.id, repo=spec.repo, status=TaskStatus.error, reason=reason,
             artifacts={"result": result_key(run.batch_id, spec.id)},
         )  # fmt: skip
+        try:  # a shard's batch reads its results from the store: the error and its reason must be there too
+            run.store.put_text(result_key(run.batch_id, spec.id), to_json(result))
+        except Exception:  # the store itself failing: the batch still reports the task as an error
+            pass
+        return result
 
 
 def _fan_out(

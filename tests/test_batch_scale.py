@@ -374,3 +374,23 @@ def test_the_shard_watcher_reports_finished_overdue_and_lost_runs():
     # the live and the queued runs are still watched; once they end, the watcher does too
     alive.state, queued.state = State(type=StateType.COMPLETED), State(type=StateType.FAILED)
     assert sorted(e.flow_run.name for e in watched) == ["alive", "queued"]
+
+
+def test_a_crashed_task_pipeline_leaves_its_error_result_in_the_store(tmp_path, monkeypatch):
+    """A shard's batch collects results from the store, so a task whose subflow crashed (e.g. the server
+    answered 503 to a concurrency slot) must leave its error there, with the reason."""
+    import quorum.flows.batch as batch
+    from quorum.domain.budget import UNLIMITED
+    from quorum.domain.run import RunContext
+    from quorum.store import open_store
+
+    def crash(*_args, **_kwargs):
+        raise RuntimeError("Unable to acquire concurrency slots: 503 Service Unavailable")
+
+    monkeypatch.setattr(batch, "task_pipeline", crash)
+    store = open_store(str(tmp_path / "store"))
+    run = RunContext(batch_id="b", store_url=str(tmp_path / "store"), store=store, started_at=0.0, budget=UNLIMITED)
+    result = batch._pipeline(TaskSpec(id="t1", repo="r", task="x"), None, None, run)  # type: ignore[arg-type]
+    assert result.status == TaskStatus.error
+    stored = TaskResult.model_validate_json(store.get_text("runs/b/t1/result.json"))
+    assert stored.status == TaskStatus.error and "503 Service Unavailable" in stored.reason
