@@ -80,7 +80,11 @@ def report_of(store: Path, batch_id: str) -> tuple[dict, list[dict]]:
 
 
 def submitted_by(stack: LocalPrefectStack, worker: str) -> set[str]:
-    return set(re.findall(r"[Ss]ubmitting flow run '([0-9a-f-]{36})'", stack.log_text(worker)))
+    """Runs the worker took: it logs 'submitting' for every run it tries, then 'Aborted submission' for those
+    another worker had taken first."""
+    text = stack.log_text(worker)
+    aborted = set(re.findall(r"Aborted submission of flow run '([0-9a-f-]{36})'", text))
+    return set(re.findall(r"[Ss]ubmitting flow run '([0-9a-f-]{36})'", text)) - aborted
 
 
 def shard_runs(stack: LocalPrefectStack, batch_id: str) -> list[dict]:
