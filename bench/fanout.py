@@ -164,6 +164,8 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=4, help="tasks in flight (max_parallel): in the batch, or per shard")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip the killed-worker resume")
+    parser.add_argument("--clean-calls", type=int, default=None,
+                        help="a clean run's fresh LLM calls, for the kill check when in-process is not among --modes")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="quorum-bench-fanout-"))
@@ -178,7 +180,7 @@ def main() -> int:
             for name in ("worker-a", "worker-b"):
                 stack.start_worker(name)
             stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
-            for mode in args.modes.split(","):
+            for mode in filter(None, args.modes.split(",")):
                 shutil.rmtree(home / "results", ignore_errors=True)  # cold: no cached LLM results
                 params = {"manifest_path": str(manifest), "batch_id": f"bench-{mode}", "max_parallel": args.parallel,
                           **MODES[mode]}  # fmt: skip
@@ -188,7 +190,7 @@ def main() -> int:
                 print(f"{mode}: {run['state']['type']} in {wall:.1f}s (server: {seconds(run):.1f}s)", flush=True)
             if args.kill:
                 shutil.rmtree(home / "results", ignore_errors=True)
-                clean = next((s["fresh_llm_calls"] for m, *_, s in rows if m == "in-process"), None)
+                clean = next((s["fresh_llm_calls"] for m, *_, s in rows if m == "in-process"), args.clean_calls)
                 kill_lines = kill_and_resume(stack, manifest, store, args.parallel, clean)
     finally:
         shutil.rmtree(home, ignore_errors=True)
