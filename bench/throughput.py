@@ -1,6 +1,7 @@
 """Batch throughput over real HTTP: many tasks' LLM stages against providers with per-provider caps.
 
     .venv/bin/python bench/throughput.py [--tasks 200] [--latency 0.5] [--parallel 32] [--baseline-tasks 10]
+    .venv/bin/python bench/throughput.py --sizes 200,1000,5000     # one run per size, the ratios side by side
 
 What runs (all in one command):
 - a fake provider server in its own process (tests.support.fake_provider) with four "providers" of fixed
@@ -13,7 +14,10 @@ What runs (all in one command):
 - the batch: one Prefect flow whose tasks are the real LLM stage tasks, per task plan -> implement
   -> reviews (submitted together), `--parallel` tasks in flight, provider limits from the roster
   (Prefect global concurrency limits at the fake server's caps, created by ensure_limits, which
-  also reserves slots up front as an in-process batch would);
+  also reserves slots up front as an in-process batch would). Its tasks are passed by reference,
+  as a batch's are: the specs are written to a store (quorum.store.batches.write_inputs) and the
+  flow takes the batch id and loads them, so `--tasks 5000` runs (as a parameter, 1,000 specs
+  already passed Prefect's 512 KB limit);
 - the same flow again (warm): every stage from Prefect's persisted result cache.
 The batch process logs at WARNING, as `quorum batch` runs by default (`--log-level INFO` for
 Prefect's default, which costs this process CPU for every task run's log lines).
@@ -26,7 +30,10 @@ flow), the lower bound max(busiest provider's calls x latency / concurrency, one
 path plan + implement + review), efficiency = bound / makespan, 429s and peak in-flight per
 provider (the server's own counts), orchestration overhead per task run (wall time of a stage
 task run seen by its caller minus the time its LLM requests took and waited for a provider slot),
-the batch process's peak RSS and CPU time, and the warm re-run's time and LLM requests.
+the batch process's peak RSS and CPU time, the Prefect server's CPU per task run, and the warm
+re-run's time and LLM requests. With `--sizes`, each size runs in its own process (its own server,
+so its own peak RSS) without the baseline and the warm re-run, and the figures are set side by side
+with their ratios to the smallest size.
 """
 
 from __future__ import annotations
@@ -146,9 +153,18 @@ def task_specs(count: int, label: str):
 
     text = (EXAMPLE / "task.md").read_text()
     return [
-        TaskSpec(id=f"{label}-{index:03d}", repo=str(EXAMPLE / "repo"), task=f"{text}\n\n(bench task {label} #{index})")
+        TaskSpec(id=f"{label}-{index:05d}", repo=str(EXAMPLE / "repo"), task=f"{text}\n\n(bench task {label} #{index})")
         for index in range(count)
     ]
+
+
+def stage_inputs(store_url: str, batch_id: str, specs, roster) -> None:
+    """The batch's specs into the store, as a batch writes them: the flow takes them by reference."""
+    from quorum.domain.policy import Policy
+    from quorum.store import open_store
+    from quorum.store.batches import write_inputs
+
+    write_inputs(open_store(store_url), batch_id, "bench", specs, roster, Policy())
 
 
 def repository_files() -> str:
@@ -190,24 +206,32 @@ def sequential_task(spec, roster, files) -> int:
     return len(planned.calls) + len(implemented.calls) + sum(len(r.calls) for r in reviews)
 
 
+def call_figures(calls) -> list[tuple[str, float, float, int]]:
+    """What the figures need of each call (provider, latency, started_at, retries, wait): not its prompt and reply,
+    so the bench's own bookkeeping does not inflate the batch process's memory."""
+    return [(call.provider, call.latency_s, call.started_at, call.retries, call.wait_s) for call in calls]
+
+
 def make_batch_flow(parallel: int):
     from prefect import flow
 
+    from quorum.store import open_store
+    from quorum.store.batches import read_inputs, read_specs
     from quorum.tasks.implement import implement_task
     from quorum.tasks.limits import ensure_limits_task
     from quorum.tasks.plan import plan_task
     from quorum.tasks.review import review_task
 
     def one_task(spec, roster, files) -> dict[str, Any]:
-        rows = []  # (stage, caller-side wall seconds, LLM seconds, fresh requests)
+        rows = []  # (stage, caller-side wall seconds, LLM seconds, figures of its calls)
         started = time.monotonic()
         planned = plan_task(spec, roster.planner, files)
         after_plan = time.monotonic()
-        rows.append(("plan", after_plan - started, llm_seconds(planned.calls), planned.calls))
+        rows.append(("plan", after_plan - started, llm_seconds(planned.calls), call_figures(planned.calls)))
         implemented = implement_task(spec, roster.implementer, files, planned.plan, 1, [], [],
                                      repo_digest=repository_digest(files), workspace=DRY_RUN_IN)  # fmt: skip
         after_implement = time.monotonic()
-        rows.append(("implement", after_implement - after_plan, llm_seconds(implemented.calls), implemented.calls))
+        rows.append(("implement", after_implement - after_plan, llm_seconds(implemented.calls), call_figures(implemented.calls)))
         done_at: dict[int, float] = {}
         futures = []
         for index, reviewer in enumerate(roster.reviewers):
@@ -218,13 +242,16 @@ def make_batch_flow(parallel: int):
         reviews = [future.result() for future in futures]
         finished = time.monotonic()
         for index, review in enumerate(reviews):
-            rows.append(("review", done_at.get(index, finished) - after_implement, llm_seconds(review.calls), review.calls))
+            rows.append(("review", done_at.get(index, finished) - after_implement, llm_seconds(review.calls), call_figures(review.calls)))
         marks = {"started": started, "planned": after_plan, "implemented": after_implement, "finished": finished}
         return {"started": started, "finished": finished, "stages": rows, "marks": marks}
 
     @flow(name="quorum-throughput-bench", log_prints=False)
-    def llm_batch(specs: list, roster, files: str) -> dict[str, Any]:
+    def llm_batch(store_url: str, batch_id: str) -> dict[str, Any]:
         flow_started = time.monotonic()
+        store = open_store(store_url)
+        inputs = read_inputs(store, batch_id)
+        specs, roster, files = read_specs(store, inputs), inputs.roster, repository_files()
         ensure_limits_task(roster, reserve=parallel)  # create the limits; lease slots while the server is quiet
         work_started = time.monotonic()
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="bench-task") as pool:
@@ -242,8 +269,8 @@ def make_batch_flow(parallel: int):
 def summarise(run: dict[str, Any], run_started_wall: float) -> dict[str, Any]:
     stages = [row for task in run["tasks"] for row in task["stages"]]
     overheads = [(wall - llm) * 1000 for _, wall, llm, _ in stages]
-    calls = [call for *_, stage_calls in stages for call in stage_calls]
-    fresh = [call for call in calls if call.started_at >= run_started_wall]
+    calls = [call for *_, stage_calls in stages for call in stage_calls]  # (provider, latency, started_at, retries, wait)
+    fresh = [call for call in calls if call[2] >= run_started_wall]
     return {
         "makespan": run["work_finished"] - run["work_started"],
         "startup": run["work_started"] - run["flow_started"],
@@ -252,8 +279,8 @@ def summarise(run: dict[str, Any], run_started_wall: float) -> dict[str, Any]:
         "overhead_ms_median": statistics.median(overheads),
         "overhead_ms_p95": sorted(overheads)[int(0.95 * (len(overheads) - 1))],
         "fresh_calls": len(fresh),
-        "retries": sum(call.retries for call in calls),
-        "slot_wait_s": sum(call.wait_s for call in fresh),
+        "retries": sum(call[3] for call in calls),
+        "slot_wait_s": sum(call[4] for call in fresh),
     }
 
 
@@ -277,15 +304,28 @@ def main() -> int:
     parser.add_argument("--slots", choices=("pool", "prefect"), default="pool",
                         help="how requests hold provider slots (QUORUM_PROVIDER_SLOTS): the pool, or prefect's "
                              "concurrency() per request")
+    parser.add_argument("--no-warm", dest="warm", action="store_false", help="skip the warm re-run")
+    parser.add_argument("--json", type=Path, help="also write the main figures to this JSON file")
+    parser.add_argument("--sizes", help="comma-separated task counts (e.g. 200,1000,5000): one run each, side by side")
+    parser.add_argument("--database-url", help="the Prefect server's database (e.g. postgresql+asyncpg://...); "
+                                               "default: a throwaway SQLite file")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="the batch process's sys.setswitchinterval in seconds (Python's default: 0.005)")
     args = parser.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    if args.sizes:
+        return sweep(args)
 
     home = Path(tempfile.mkdtemp(prefix="quorum-bench-throughput-"))
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", flush=True)
     print(f"setup: {args.tasks} tasks x (plan + implement + 2 reviews), latency {args.latency}s, caps "
           + ", ".join(f"{p} {cap}" for p, (_, _, cap, _) in PROVIDERS.items())
-          + f"; {args.parallel} tasks in flight; provider slots: {args.slots}; work dir {home}", flush=True)  # fmt: skip
+          + f"; {args.parallel} tasks in flight; provider slots: {args.slots}; switch interval "
+          + f"{sys.getswitchinterval() * 1000:g} ms; work dir {home}", flush=True)  # fmt: skip
     fake = FakeProvider(home, args.latency)
-    stack = LocalPrefectStack(home)
+    database = {"PREFECT_API_DATABASE_CONNECTION_URL": args.database_url} if args.database_url else None
+    stack = LocalPrefectStack(home, extra_env=database)
     stack.__enter__()
     try:
         for name in ("PREFECT_API_URL", "PREFECT_HOME", "PREFECT_RESULTS_LOCAL_STORAGE_PATH",
@@ -321,23 +361,26 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     # 1. Sequential baseline, no orchestration (after one untimed task: litellm loads each provider's
     #    client on its first call).
     sequential_task(task_specs(1, "warm-up")[0], roster, files)
-    baseline_specs = task_specs(args.baseline_tasks, "baseline")
-    started = time.monotonic()
-    baseline_calls = sum(sequential_task(spec, roster, files) for spec in baseline_specs)
-    baseline = time.monotonic() - started
-    baseline_per_task = baseline / args.baseline_tasks
-    print(f"baseline: {args.baseline_tasks} tasks one after another in {baseline:.1f}s "
-          f"({baseline_per_task:.2f}s per task, {baseline_calls} requests)", flush=True)  # fmt: skip
+    baseline = baseline_per_task = 0.0
+    if args.baseline_tasks:
+        baseline_specs = task_specs(args.baseline_tasks, "baseline")
+        started = time.monotonic()
+        baseline_calls = sum(sequential_task(spec, roster, files) for spec in baseline_specs)
+        baseline = time.monotonic() - started
+        baseline_per_task = baseline / args.baseline_tasks
+        print(f"baseline: {args.baseline_tasks} tasks one after another in {baseline:.1f}s "
+              f"({baseline_per_task:.2f}s per task, {baseline_calls} requests)", flush=True)  # fmt: skip
 
-    # 2. The batch, cold.
+    # 2. The batch, cold: its specs go to a store, the flow takes them by reference.
     llm_batch = make_batch_flow(args.parallel)
-    specs = task_specs(args.tasks, "batch")
+    store_url = str(stack.home / "bench-store")
+    stage_inputs(store_url, "bench", task_specs(args.tasks, "batch"), roster)
     fake.reset()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     prefect_cpu_before, fake_cpu_before = group_cpu_seconds(stack.processes["server"].pid), fake.cpu_seconds()
     cold_wall = time.time()
     started = time.monotonic()
-    cold_run = llm_batch(specs, roster, files)
+    cold_run = llm_batch(store_url, "bench")
     cold_total = time.monotonic() - started
     cpu_after = resource.getrusage(resource.RUSAGE_SELF)
     prefect_cpu = group_cpu_seconds(stack.processes["server"].pid) - prefect_cpu_before
@@ -355,15 +398,18 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     slot_server = next(iter(server_stats().values()), {})
     print(f"batch (cold): LLM work {cold['makespan']:.2f}s, flow {cold_total:.2f}s", flush=True)
 
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the cold run's peak
+
     # 3. The batch again, warm: every stage from the persisted cache.
-    fake.reset()
-    warm_wall = time.time()
-    started = time.monotonic()
-    warm_run = llm_batch(specs, roster, files)
-    warm_total = time.monotonic() - started
-    warm = summarise(warm_run, warm_wall)
-    warm_requests = int(sum(model.get("requests", 0) for model in fake.stats().values()))
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    warm_requests, warm_total, warm = 0, 0.0, {}
+    if args.warm:
+        fake.reset()
+        warm_wall = time.time()
+        started = time.monotonic()
+        warm_run = llm_batch(store_url, "bench")
+        warm_total = time.monotonic() - started
+        warm = summarise(warm_run, warm_wall)
+        warm_requests = int(sum(model.get("requests", 0) for model in fake.stats().values()))
 
     # 4. Figures.
     rows = []
@@ -380,8 +426,8 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     sequential = baseline_per_task * args.tasks
     batch_cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     busiest_log = [t for t, outcome in logs[PROVIDERS[busiest[0]][1]] if outcome == "ok"]
-    busiest_calls = sorted(call.latency_s for task in cold_run["tasks"] for *_, calls in task["stages"]
-                           for call in calls if call.provider == busiest[0])  # fmt: skip
+    busiest_calls = sorted(call[1] for task in cold_run["tasks"] for *_, calls in task["stages"]
+                           for call in calls if call[0] == busiest[0])  # fmt: skip
     held = (statistics.fmean(busiest_calls), busiest_calls[int(0.95 * (len(busiest_calls) - 1))])
     head = min(busiest_log) - cold_run["work_started"]  # both on the machine's monotonic clock
     tail = cold_run["work_finished"] - (max(busiest_log) + latency)
@@ -402,9 +448,10 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     print(f"| **efficiency = bound / makespan** | **{efficiency:.3f}** |")
     print(f"| whole flow run incl. start-up and ensure_limits (cold); bound / that | {cold_total:.2f} s "
           f"(start-up {cold['startup']:.2f} s); {bound / cold_total:.3f} |")  # fmt: skip
-    print(f"| sequential baseline ({args.baseline_tasks} tasks measured, x{args.tasks / args.baseline_tasks:g}) | "
-          f"{baseline:.1f} s -> {sequential:.0f} s for {args.tasks} |")  # fmt: skip
-    print(f"| **speed-up over sequential** (extrapolated baseline / makespan) | **{sequential / cold['makespan']:.1f}x** |")
+    if args.baseline_tasks:
+        print(f"| sequential baseline ({args.baseline_tasks} tasks measured, x{args.tasks / args.baseline_tasks:g}) | "
+              f"{baseline:.1f} s -> {sequential:.0f} s for {args.tasks} |")  # fmt: skip
+        print(f"| **speed-up over sequential** (extrapolated baseline / makespan) | **{sequential / cold['makespan']:.1f}x** |")
     print(f"| 429s answered during the batch | {sum(row[4] for row in rows)} |")
     print(f"| requests retried (all causes) | {cold['retries']} |")
     print(f"| orchestration overhead per task run: mean / median / p95 | {cold['overhead_ms_mean']:.0f} / "
@@ -412,20 +459,74 @@ def run(args: argparse.Namespace, fake: FakeProvider, stack: LocalPrefectStack) 
     print(f"| time queued for provider slots (sum over calls) | {cold['slot_wait_s']:.1f} s |")
     print(f"| batch process CPU (user + sys) during the cold run | {batch_cpu:.1f} s ({batch_cpu / cold_total:.2f} of one core) |")
     print(f"| Prefect server CPU / fake provider CPU during the cold run | {prefect_cpu:.1f} s / {fake_cpu:.1f} s |")
+    print(f"| Prefect server CPU per task run / batch process CPU per task run | {prefect_cpu / cold['task_runs'] * 1000:.1f} ms / "
+          f"{batch_cpu / cold['task_runs'] * 1000:.1f} ms |")  # fmt: skip
     print(f"| busiest provider busy share between its first request and last reply | {busiest[7]:.3f} |")
     print(f"| its request as quorum timed it (litellm call, slot held): mean / p95 | {held[0] * 1000:.0f} / "
           f"{held[1] * 1000:.0f} ms (the provider: {latency * 1000:.0f} ms) |")  # fmt: skip
     print(f"| makespan = head + busiest provider's window + tail | {head:.2f} + {busiest[8]:.2f} + {tail:.2f} s |")
-    print(f"| peak RSS of the batch process | {peak_rss_mb:.0f} MB |")
-    print(f"| warm re-run: flow time (start-up) / LLM work / requests to providers / fresh calls | {warm_total:.2f} s "
-          f"({warm['startup']:.2f} s) / {warm['makespan']:.2f} s / {warm_requests} / {warm['fresh_calls']} |")  # fmt: skip
+    print(f"| peak RSS of the batch process (cold run) | {peak_rss_mb:.0f} MB |")
+    if args.warm:
+        print(f"| warm re-run: flow time (start-up) / LLM work / requests to providers / fresh calls | {warm_total:.2f} s "
+              f"({warm['startup']:.2f} s) / {warm['makespan']:.2f} s / {warm_requests} / {warm['fresh_calls']} |")  # fmt: skip
     print("| provider slot pool: " + "; ".join(
         f"{p} {s['requests']} requests, {s['slots_leased']} slots in {s['leased']} leases, {s['denied']} denied, {s['returned']} returned" for p, s in sorted(pools.items()))
         + " |")  # fmt: skip
     print(f"| requests to the Prefect server for slots: count / busy answers retried / total s / slowest s | "
           f"{slot_server.get('requests')} / {slot_server.get('busy')} / {slot_server.get('seconds')} / "
           f"{slot_server.get('slowest')} |")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({
+            "tasks": args.tasks, "task_runs": cold["task_runs"], "bound_s": bound, "makespan_s": cold["makespan"],
+            "efficiency": efficiency, "overhead_ms_mean": cold["overhead_ms_mean"],
+            "overhead_ms_median": cold["overhead_ms_median"], "overhead_ms_p95": cold["overhead_ms_p95"],
+            "peak_rss_mb": peak_rss_mb, "server_cpu_s": prefect_cpu, "batch_cpu_s": batch_cpu,
+            "server_cpu_ms_per_task_run": prefect_cpu / cold["task_runs"] * 1000,
+            "held_ms_mean": held[0] * 1000, "busy_share": busiest[7], "rate_limited": sum(row[4] for row in rows),
+        }))  # fmt: skip
     return 0 if warm_requests == 0 else 1
+
+
+def sweep(args: argparse.Namespace) -> int:
+    """One run per size, each in its own process (its own server and peak RSS), the ratios side by side."""
+    sizes = [int(size) for size in args.sizes.split(",")]
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="quorum-bench-sizes-") as tmp:
+        for size in sizes:
+            out = Path(tmp) / f"{size}.json"
+            command = [sys.executable, __file__, "--tasks", str(size), "--latency", str(args.latency),
+                       "--parallel", str(args.parallel), "--baseline-tasks", "0", "--no-warm", "--json", str(out),
+                       "--slots", args.slots, "--log-level", args.log_level]  # fmt: skip
+            if args.switch_interval:
+                command += ["--switch-interval", str(args.switch_interval)]
+            if args.database_url:
+                command += ["--database-url", args.database_url]
+            print(f"--- {size} tasks: {' '.join(command[1:])}", flush=True)
+            subprocess.run(command, check=True)
+            figures.append(json.loads(out.read_text()))
+    first = figures[0]
+    print()
+    print("| figure | " + " | ".join(f"{f['tasks']} tasks" for f in figures) + " | ratio " + " / ".join(
+        f"{f['tasks']}:{first['tasks']}" for f in figures[1:]) + " |")  # fmt: skip
+    print("|---|" + "---|" * (len(figures) + 1))
+    for label, key, fmt in (
+        ("efficiency (bound / makespan)", "efficiency", "{:.3f}"),
+        ("bound / makespan (s)", None, None),
+        ("orchestration overhead per task run, mean (ms)", "overhead_ms_mean", "{:.0f}"),
+        ("orchestration overhead per task run, median (ms)", "overhead_ms_median", "{:.0f}"),
+        ("peak RSS of the batch process (MB)", "peak_rss_mb", "{:.0f}"),
+        ("Prefect server CPU per task run (ms)", "server_cpu_ms_per_task_run", "{:.1f}"),
+        ("planner request as timed, slot held (ms)", "held_ms_mean", "{:.0f}"),
+        ("429s", "rate_limited", "{:d}"),
+    ):
+        if key is None:
+            cells = [f"{f['bound_s']:.1f} / {f['makespan_s']:.1f}" for f in figures]
+            print(f"| {label} | " + " | ".join(cells) + " | |")
+            continue
+        cells = [fmt.format(f[key]) for f in figures]
+        ratios = " / ".join(f"{f[key] / first[key]:.2f}" if first[key] else "-" for f in figures[1:])
+        print(f"| {label} | " + " | ".join(cells) + f" | {ratios} |")
+    return 0
 
 
 if __name__ == "__main__":

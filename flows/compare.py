@@ -32,7 +32,7 @@ from quorum.domain.roster import Roster
 from quorum.flows.batch import batch_pipeline
 from quorum.tasks.calls import read_calls_task
 from quorum.tasks.charts import save_figure_task
-from quorum.tasks.store import open_store_task, save_artifacts_task
+from quorum.tasks.store import open_store_task, read_report_rows_task, read_results_task, save_artifacts_task
 from quorum.tasks.ui import publish_markdown_task, publish_table_task
 
 
@@ -71,9 +71,11 @@ def compare_rosters(
             manifest, roster, store_url, policy, max_parallel=max_parallel,
             batch_id=roster_batch_id(compare_id, roster.name), resume=resume, progress=_prefixed(sink, roster.name),
         )  # fmt: skip
-        prefixes = [prefix for result in report.results for prefix in round_prefixes(result)]
+        batch_rows = read_report_rows_task(store, report.rows)
+        results = read_results_task(store, report.batch_id, [row.task_id for row in batch_rows])
+        prefixes = [prefix for row in batch_rows if row.task_id in results for prefix in round_prefixes(results[row.task_id])]
         calls = read_calls_task(store, prefixes, label=roster.name)
-        rows.append(roster_row(report, roster, calls))
+        rows.append(roster_row(report, roster, calls, rows=batch_rows))
 
     base = compare_prefix(compare_id)
     compare = CompareReport(

@@ -12,6 +12,7 @@ from quorum.flows.batch import batch_pipeline
 from quorum.inputs.manifests import load_manifest
 from quorum.inputs.rosters import load_roster
 from quorum.domain.policy import Policy
+from tests.support.reports import report_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def test_rerun_keeps_finished_results_and_reruns_the_rest_from_cache(prefect_har
 
     resumed = batch_pipeline(manifest, roster, str(store), Policy(), batch_id="resume")
 
-    by_id = {r.task_id: r for r in resumed.results}
+    by_id = {r.task_id: r for r in report_rows(resumed)}
     assert resumed.reused_results == 1
     assert by_id["textkit-slugify"].reused
     rerun = by_id["filestats-count-lines"]
@@ -54,7 +55,7 @@ def test_changed_policy_does_not_reuse_results(prefect_harness, tmp_path, demo):
     store = str(tmp_path / "store")
     batch_pipeline(one, roster, store, Policy(), batch_id="policy")
     again = batch_pipeline(one, roster, store, Policy(max_rounds=2), batch_id="policy")
-    assert again.reused_results == 0 and not again.results[0].reused
+    assert again.reused_results == 0 and not report_rows(again)[0].reused
 
 
 def test_spent_batch_budget_stops_new_calls_and_reports_the_rest_as_skipped(prefect_harness, tmp_path, demo, monkeypatch):
@@ -68,7 +69,7 @@ def test_spent_batch_budget_stops_new_calls_and_reports_the_rest_as_skipped(pref
         uncached(manifest, "batch budget"), roster, str(store), Policy(), max_parallel=1, batch_budget_usd=0.001
     )
 
-    first, *rest = report.results
+    first, *rest = report_rows(report)
     assert first.status.value == "failed" and first.reason.startswith("budget: batch budget")
     assert first.cost.total.calls == 2 and first.cost.by_stage["plan"].calls == 1
     assert first.cost.by_stage["localize"].calls == 1
@@ -92,7 +93,7 @@ def test_task_budget_stops_before_the_stage_that_would_exceed_it(prefect_harness
     store = tmp_path / "store"
     report = batch_pipeline(one, roster, str(store), Policy(task_budget_usd=0.5))
 
-    (result,) = report.results
+    (result,) = report_rows(report)
     assert result.status.value == "failed"
     assert result.reason.startswith("budget: task budget $0.5000 would be exceeded by implement")
     assert set(result.cost.by_stage) == {"localize", "plan"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -220,30 +221,46 @@ def test_nightly_batch_ids_are_dated_in_utc():
     assert dated_id("nightly", late) == "nightly-2026-11-28"
 
 
-def test_fan_out_result_comes_from_the_store_only_when_the_run_completed(tmp_path):
+def test_shard_results_come_from_the_store_and_unfinished_tasks_are_errors(tmp_path):
+    """A shard's tasks are read back from the store; one without a result.json (or with another run's, for other
+    inputs) never finished, and is reported as an error saying how its shard's run ended."""
     from prefect.client.schemas.objects import FlowRun, State, StateType
 
     from quorum.domain.run import RunContext
+    from quorum.domain.shards import Shard
     from quorum.store import open_store
-    from quorum.tasks.fan_out import deployment_parameters, result_of_run
+    from quorum.tasks.fan_out import run_ending, shard_outcome, shard_parameters
 
-    spec = load_manifest(ROOT / "examples/demo.yaml").tasks[0]
-    store = tmp_path / "store"
-    finished = TaskResult(batch_id="b", task_id=spec.id, repo=spec.repo, status=TaskStatus.resolved)
-    key = store / "runs/b" / spec.id / "result.json"
-    key.parent.mkdir(parents=True)
-    key.write_text(finished.model_dump_json())
+    first, second, third = load_manifest(ROOT / "examples/demo.yaml").tasks
+    finished = TaskResult(batch_id="b", task_id=first.id, repo=first.repo, status=TaskStatus.resolved, spec_digest="d1")
+    stale = TaskResult(batch_id="b", task_id=third.id, repo=third.repo, status=TaskStatus.resolved, spec_digest="old")
+    shard = Shard(index=2, count=3, task_ids=[first.id, second.id, third.id])
+    expected = {first.id: (first.repo, "d1"), second.id: (second.repo, "d2"), third.id: (third.repo, "d3")}
+    found = {first.id: finished, third.id: stale}
 
     def run(state_type: StateType, message: str = "") -> FlowRun:
         return FlowRun(name="brave-otter", flow_id="00000000-0000-0000-0000-000000000000", state=State(type=state_type, message=message))
 
-    opened = open_store(str(store))
-    assert result_of_run(run(StateType.COMPLETED), spec, "b", opened, "d/x").status == TaskStatus.resolved
-    crashed = result_of_run(run(StateType.CRASHED, "worker lost"), spec, "b", opened, "d/x")
-    assert crashed.status == TaskStatus.error and "did not finish (crashed: worker lost)" in crashed.reason
-    context = RunContext(batch_id="b", store_url=str(store), store=opened, started_at=1.0)
-    params = deployment_parameters(spec, load_roster("scripted"), Policy(), context, "quorum-budget-b")
-    assert params["task_id"] == spec.id and params["check_limits"] is False
-    assert params["store_url"] == str(store) and params["batch_id"] == "b" and params["run_started_at"] == 1.0
-    assert params["budget_account"] == "quorum-budget-b"
-    assert params["roster"]["planner"]["model"] == "scripted/claude-sonnet-4-5"
+    def outcome(flow_run: FlowRun, found: dict, why: str = "") -> list[TaskResult]:
+        return shard_outcome(flow_run.name, run_ending(flow_run, why), shard, "b", found, expected, "d/x")
+
+    done = outcome(run(StateType.COMPLETED), found)
+    assert [r.task_id for r in done] == shard.task_ids and done[0] is finished
+    assert [r.status for r in done[1:]] == [TaskStatus.error, TaskStatus.error]
+    assert "shard 2/3 (run brave-otter of d/x) completed but wrote no result" in done[1].reason
+    assert done[1].repo == second.repo and done[1].spec_digest == "d2"  # a resumed batch runs it again
+    crashed = outcome(run(StateType.CRASHED, "worker lost"), found)
+    assert crashed[0].status == TaskStatus.resolved  # finished before the crash: kept
+    assert "did not finish (crashed: worker lost)" in crashed[1].reason and crashed[2].status == TaskStatus.error
+    lost = outcome(run(StateType.RUNNING), {}, why="lost: no heartbeat for 95s")
+    assert all(r.status == TaskStatus.error and r.reason.endswith("lost: no heartbeat for 95s") for r in lost)
+
+    store = tmp_path / "store"
+    context = RunContext(batch_id="b", store_url=str(store), store=open_store(str(store)), started_at=1.0)
+    params = shard_parameters(shard, context, 4, "quorum-budget-b")
+    assert params == {
+        "store_url": str(store), "batch_id": "b", "task_ids": shard.task_ids, "shard": "shard 2/3",
+        "max_parallel": 4, "run_started_at": 1.0, "budget_account": "quorum-budget-b",
+    }  # fmt: skip
+    # by reference: no task text, repository path or roster in a shard run's parameters
+    assert first.task not in json.dumps(params) and "roster" not in params

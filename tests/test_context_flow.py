@@ -18,6 +18,7 @@ from quorum.domain.results import render_task_markdown
 from quorum.flows.batch import batch_pipeline
 from quorum.inputs.manifests import load_manifest
 from quorum.inputs.rosters import load_roster
+from tests.support.reports import task_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTKIT = ROOT / "examples" / "textkit"
@@ -44,7 +45,7 @@ def _run(tmp_path: Path, script: dict, roster=None, **kwargs) -> tuple[Path, Tas
     store = tmp_path / "store"
     report = batch_pipeline(load_manifest(_manifest(tmp_path, script, **kwargs)), roster or load_roster("scripted"),
                             str(store), Policy())  # fmt: skip
-    (result,) = report.results
+    (result,) = task_results(report)
     return store / "runs/ctx" / result.task_id, result
 
 

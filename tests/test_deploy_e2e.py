@@ -18,6 +18,7 @@ from tests.support.devstack import REPO_ROOT, LocalPrefectStack
 
 BATCH = "quorum-batch-from-files/nightly"
 REQUEST = "quorum-task-request/on-request"
+SHARD = "quorum-batch-shard/shard"
 DEMO_CALLS = 13  # LLM calls of a cold demo batch (see tests/test_flow.py)
 
 
@@ -38,6 +39,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A batch report's rows (report.jsonl): one JSON object per task."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def submitted_by(stack: LocalPrefectStack, worker: str) -> set[str]:
@@ -71,13 +77,14 @@ def test_batch_fans_out_over_both_workers(stack):
 
     report = read_json(stack.store / "runs/e2e-fanout/report.json")
     assert report["mode"] == "fan-out"
-    outcomes = {r["task_id"]: r["status"] for r in report["results"]}
+    outcomes = {r["task_id"]: r["status"] for r in read_rows(stack.store / report["rows"])}
     assert outcomes == {
         "textkit-slugify": "resolved",
         "filestats-count-lines": "resolved",
         "userdir-permission-cache": "escalated",
     }
-    task_runs = [r for r in stack.flow_runs(deployment=REQUEST) if r["parameters"].get("batch_id") == "e2e-fanout"]
+    # three tasks over two workers: shards of one task each, so each shard run is named by its task
+    task_runs = [r for r in stack.flow_runs(deployment=SHARD) if r["parameters"].get("batch_id") == "e2e-fanout"]
     assert sorted(r["name"] for r in task_runs) == sorted(outcomes)
     assert all(r["state"]["type"] == "COMPLETED" for r in task_runs)
     assert all(r["parent_task_run_id"] for r in task_runs), "task runs should show under the batch run"
@@ -219,7 +226,7 @@ def test_killed_worker_batch_resumes_without_paying_twice(stack):
     assert second in submitted_by(stack, survivor)
 
     report = read_json(stack.store / "runs/e2e-resume/report.json")
-    by_id = {r["task_id"]: r for r in report["results"]}
+    by_id = {r["task_id"]: r for r in read_rows(stack.store / report["rows"])}
     assert len(by_id) == 3 and report["reused_results"] >= 1
     kept = by_id["textkit-slugify"]
     assert kept["reused"] and kept["status"] == "resolved"

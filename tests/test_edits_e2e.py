@@ -14,6 +14,7 @@ from quorum.domain.policy import Policy
 from quorum.flows.batch import batch_pipeline
 from quorum.inputs.manifests import load_manifest
 from quorum.inputs.rosters import load_roster
+from tests.support.reports import task_results
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = "textkit-slugify-search-replace"
@@ -33,8 +34,8 @@ def read(store: Path, task: str, name: str) -> str:
 
 def test_both_tasks_are_resolved_in_round_1(edits_run):
     _, report = edits_run
-    assert {r.task_id: (r.status.value, r.rounds) for r in report.results} == {SR: ("resolved", 1), TWO: ("resolved", 1)}
-    assert all(r.acceptance and r.acceptance.status.value == "passed" for r in report.results)
+    assert {r.task_id: (r.status.value, r.rounds) for r in task_results(report)} == {SR: ("resolved", 1), TWO: ("resolved", 1)}
+    assert all(r.acceptance and r.acceptance.status.value == "passed" for r in task_results(report))
 
 
 def test_search_replace_reply_is_applied_after_a_reask_with_the_appliers_reason(edits_run):
@@ -62,7 +63,7 @@ def test_search_replace_reply_is_applied_after_a_reask_with_the_appliers_reason(
     assert "- SEARCH/REPLACE block of textkit/__init__.py (edit #2): it does not apply: the line " in reask
     assert "__all__ = [\"camel_case\", \"snake_case\", \"truncate\"]" in reask
     assert second["reply_check"]["applies"] is True and second["error"] == ""
-    result = next(r for r in report.results if r.task_id == SR)
+    result = next(r for r in task_results(report) if r.task_id == SR)
     assert result.cost.by_stage["implement"].calls == 2  # the re-ask is paid for and counted
 
     # Reviewers see the normalised diff of what was applied, not the reply.

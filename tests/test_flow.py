@@ -13,6 +13,7 @@ from quorum.flows.batch import batch_pipeline
 from quorum.inputs.manifests import load_manifest
 from quorum.inputs.rosters import load_roster
 from quorum.domain.policy import Policy
+from tests.support.reports import report_rows, task_results
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {
@@ -39,7 +40,7 @@ def demo_runs(prefect_harness, tmp_path_factory):
 
 def test_demo_batch_reaches_the_three_outcomes(demo_runs):
     _, cold, _ = demo_runs
-    outcomes = {r.task_id: (r.status.value, r.rounds) for r in cold.results}
+    outcomes = {r.task_id: (r.status.value, r.rounds) for r in report_rows(cold)}
     assert outcomes == EXPECTED
     assert cold.counts["resolved"] == 2 and cold.counts["escalated"] == 1
     assert cold.resolved_rate == pytest.approx(2 / 3)
@@ -47,7 +48,7 @@ def test_demo_batch_reaches_the_three_outcomes(demo_runs):
 
 def test_revision_was_forced_by_bandit_and_skipped_paid_reviews(demo_runs):
     store, cold, _ = demo_runs
-    result = next(r for r in cold.results if r.task_id == "filestats-count-lines")
+    result = next(r for r in report_rows(cold) if r.task_id == "filestats-count-lines")
     round1 = json.loads((store / "runs/demo/filestats-count-lines/1/decision.json").read_text())
     assert round1["outcome"] == "revise"
     assert any(f["rule"] == "B602" and f["source"] == "bandit" for f in round1["findings"])
@@ -59,7 +60,7 @@ def test_revision_was_forced_by_bandit_and_skipped_paid_reviews(demo_runs):
 
 def test_escalation_names_the_disputed_finding(demo_runs):
     _, cold, _ = demo_runs
-    result = next(r for r in cold.results if r.task_id == "userdir-permission-cache")
+    result = next(r for r in task_results(cold) if r.task_id == "userdir-permission-cache")
     assert result.decision.outcome.value == "escalate"
     assert result.decision.findings[0].source == "scripted/gpt-5-mini"
     assert "disagree" in result.reason
@@ -87,26 +88,27 @@ def test_every_artifact_is_written(demo_runs):
     assert result["acceptance"]["raw"] == "" and result["acceptance"]["log"] == ""  # saved as their own files
     sarif = json.loads((base / "1/verify/quorum.sarif").read_text())
     assert sarif["version"] == "2.1.0" and {run["tool"]["driver"]["name"] for run in sarif["runs"]} == {"semgrep", "bandit", "pytest"}
-    report = json.loads((store / "runs/demo/report.json").read_text())
-    assert [r["task_id"] for r in report["results"]] == list(EXPECTED)
+    rows = [json.loads(line) for line in (store / "runs/demo/report.jsonl").read_text().splitlines()]
+    assert [r["task_id"] for r in rows] == list(EXPECTED)
+    assert json.loads((store / "runs/demo/report.json").read_text())["rows"] == "runs/demo/report.jsonl"
 
 
 def test_cost_and_tokens_are_accounted_per_stage_task_and_batch(demo_runs):
     _, cold, _ = demo_runs
     assert cold.cost.simulated
-    for result in cold.results:
+    for result in report_rows(cold):
         stages = result.cost.by_stage
         assert stages["plan"].calls == 1 and stages["plan"].cost_usd > 0
         assert result.cost.total.cost_usd == pytest.approx(sum(s.cost_usd for s in stages.values()))
         assert result.cost.total.prompt_tokens > 0
-    assert cold.cost.total.cost_usd == pytest.approx(sum(r.cost.total.cost_usd for r in cold.results))
+    assert cold.cost.total.cost_usd == pytest.approx(sum(r.cost.total.cost_usd for r in report_rows(cold)))
     assert cold.cost_per_resolved_usd == pytest.approx(cold.cost.total.cost_usd / 2)
     assert cold.fresh_llm_calls == cold.cost.total.calls == 5 + 6 + 5  # localize, plan, per round implement + reviews
 
 
 def test_second_run_makes_zero_llm_calls(demo_runs):
     _, cold, warm = demo_runs
-    assert [(r.task_id, r.status) for r in warm.results] == [(r.task_id, r.status) for r in cold.results]
+    assert [(r.task_id, r.status) for r in report_rows(warm)] == [(r.task_id, r.status) for r in report_rows(cold)]
     assert warm.fresh_llm_calls == 0 and warm.reused_results == 0
     assert warm.cached_llm_calls == cold.fresh_llm_calls
     assert warm.cost.total.cost_usd == pytest.approx(cold.cost.total.cost_usd)
@@ -123,7 +125,7 @@ def _one_task_manifest(tmp_path: Path, script: dict, task_id: str = "broken") ->
 def test_unusable_plan_ends_the_task_as_error_without_crashing_the_batch(prefect_harness, tmp_path):
     path = _one_task_manifest(tmp_path, {"plan": "I refuse to answer in JSON"})
     report = batch_pipeline(load_manifest(path), load_roster("scripted"), str(tmp_path / "store"), Policy())
-    (result,) = report.results
+    (result,) = report_rows(report)
     assert result.status.value == "error"
     assert "no usable reply after 3 attempts" in result.reason
     assert result.cost.by_stage["plan"].calls == 3  # the re-asks are paid for and counted
@@ -135,7 +137,7 @@ def test_patch_that_never_applies_fails_with_gits_reason(prefect_harness, tmp_pa
     plan = {"summary": "s", "steps": [{"description": "d"}]}
     path = _one_task_manifest(tmp_path, {"plan": plan, "implement": {1: bad, 2: bad}})
     report = batch_pipeline(load_manifest(path), load_roster("scripted"), str(tmp_path / "store"), Policy(max_rounds=2))
-    (result,) = report.results
+    (result,) = report_rows(report)
     assert result.status.value == "failed"
     assert result.rounds == 2
     assert "patch not applied" in result.reason and "nope.py" in result.reason
@@ -158,7 +160,8 @@ def test_batch_writes_its_artifacts_to_s3(prefect_harness, tmp_path, monkeypatch
         boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="quorum-test")
         report = batch_pipeline(one, load_roster("scripted"), "s3://quorum-test/nightly", Policy())
         keys = {o["Key"] for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="quorum-test")["Contents"]}
-    assert report.results[0].status.value == "resolved"
+        rows = report_rows(report)
+    assert rows[0].status.value == "resolved"
     for key in ("runs/s3demo/report.json", "runs/s3demo/textkit-slugify/result.json",
                 "runs/s3demo/textkit-slugify/1/plan.md", "runs/s3demo/textkit-slugify/1/patch.diff"):  # fmt: skip
         assert f"nightly/{key}" in keys

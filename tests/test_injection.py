@@ -59,7 +59,9 @@ def injection_run(prefect_harness, tmp_path_factory):
     store = tmp_path_factory.mktemp("injection-store")
     with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path_factory.mktemp("injection-results")}):
         report = batch_pipeline(load_manifest(MANIFEST), load_roster("scripted"), str(store), Policy())
-    (result,) = report.results
+    from tests.support.reports import task_results
+
+    (result,) = task_results(report)
     return store / "runs" / "injection" / TASK_ID, report, result
 
 

@@ -118,6 +118,37 @@ def test_list_with_prefixes_is_sorted_and_relative(store: ArtifactStore):
     assert store.list("nothing/") == []
 
 
+def test_children_of_a_folder_are_its_subfolders_only(store: ArtifactStore):
+    for key in ("runs/b1/t1/1/patch.diff", "runs/b1/t1/result.json", "runs/b1/t2/result.json", "runs/b1/report.json",
+                "runs/b10/t9/result.json", "top.txt"):  # fmt: skip
+        store.put_text(key, key)
+    assert store.list_children("runs/b1/") == ["t1", "t2"]  # not report.json (a file), not b10's folders
+    assert store.list_children("runs/") == ["b1", "b10"]
+    assert store.list_children("") == ["runs"]
+    assert store.list_children("runs/none/") == []
+    with pytest.raises(ValueError, match="ending with '/'"):
+        store.list_children("runs/b1")
+
+
+def test_get_many_fetches_every_key_in_order_with_none_for_missing(store: ArtifactStore):
+    keys = [f"runs/b/t{n:03d}/result.json" for n in range(40)]
+    for key in keys[::2]:
+        store.put_text(key, key)
+    got = list(store.get_many(keys, workers=8))
+    assert [key for key, _ in got] == keys
+    assert [data for _, data in got] == [key.encode() if n % 2 == 0 else None for n, key in enumerate(keys)]
+
+
+def test_put_file_writes_a_whole_object_from_disk(store: ArtifactStore, tmp_path: Path):
+    source = tmp_path / "rows.jsonl"
+    source.write_bytes(b'{"n": 1}\n' * 200_000)  # 1.8 MB
+    assert store.put_file("runs/b/report.jsonl", source) == "runs/b/report.jsonl"
+    assert store.get_bytes("runs/b/report.jsonl") == source.read_bytes()
+    source.write_bytes(b"shorter\n")
+    store.put_file("runs/b/report.jsonl", source)
+    assert store.get_text("runs/b/report.jsonl") == "shorter\n"
+
+
 @pytest.mark.parametrize(
     "key",
     ["", "/abs/key", "a/../b", "../up", "a//b", "a/b/", "a\\b", "./a", "a/./b", "with\nnewline", ".quorum-tmp-x"],
@@ -237,6 +268,7 @@ def test_s3_client_config_and_endpoint_from_environment(monkeypatch):
     assert config.request_checksum_calculation == "when_required"
     assert config.response_checksum_validation == "when_required"
     assert config.retries == {"total_max_attempts": 6, "mode": "standard"}  # botocore: 5 retries + the first try
+    assert config.max_pool_connections == 32  # one connection per concurrent get
     assert store.client.meta.endpoint_url == "http://127.0.0.1:8333"
     assert "127.0.0.1:8333" in store.description
     explicit = S3Store(BUCKET, endpoint_url="http://localhost:9000", region_name="us-east-1")

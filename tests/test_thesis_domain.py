@@ -283,7 +283,7 @@ def test_roster_row_by_hand():
     report: BatchReport = build_batch_report(batch_id="b", started_at=10.0, finished_at=25.5, roster="r1", store="s",
                                              results=results)  # fmt: skip
     calls = [call("scripted/sonnet", 0.1, started_at=5.0), call("scripted/deepseek", 0.2, started_at=11.0)]
-    row = roster_row(report, roster("r1", "sonnet", "deepseek"), calls)
+    row = roster_row(report, roster("r1", "sonnet", "deepseek"), calls, rows=results)
     assert (row.tasks, row.resolved, row.escalated) == (3, 2, 1)
     assert row.resolved_rate == pytest.approx(2 / 3)
     assert (row.resolved_low, row.resolved_high) == pytest.approx((0.2077, 0.9385), abs=1e-4)

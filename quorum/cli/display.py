@@ -11,8 +11,10 @@ from rich.table import Table
 from quorum.domain.progress import ProgressEvent
 from quorum.domain.cost import format_usd
 from quorum.domain.estimate import BatchEstimate
-from quorum.domain.models import BatchReport
+from quorum.domain.models import BatchReport, ReportRow
 from quorum.domain.results import cached_note
+
+MAX_TABLE_ROWS = 50  # a batch with more tasks shows only what needs a person (the first of them) in its table
 
 STATUS_STYLE = {
     "resolved": "green",
@@ -73,15 +75,19 @@ class BatchDisplay:
             detail = f" ({event.detail})" if event.detail else ""
             self.progress.console.print(f"  [dim]{event.task_id}: {event.stage}{detail}[/dim]")
 
-    def summary(self, report: BatchReport, *, wall_s: float) -> None:
+    def summary(self, report: BatchReport, *, wall_s: float, rows: list[ReportRow] | None = None) -> None:
+        """The outcome table (every task of a small batch; for a large one the first that need a person) and totals."""
         label = " (simulated)" if report.cost.simulated else ""
-        table = Table(title=f"batch {report.batch_id}")
+        rows = report.needs_human if rows is None else rows
+        every = len(rows) == report.tasks
+        title = f"batch {report.batch_id}" if every else f"batch {report.batch_id}: needs a person ({report.needs_human_total})"
+        table = Table(title=title)
         table.add_column("task", no_wrap=True)
         table.add_column("outcome", no_wrap=True)
         table.add_column("rounds", justify="right", min_width=6)
         table.add_column(f"cost{label}", justify="right", no_wrap=True)
         table.add_column("calls new/cached", justify="right", no_wrap=True)
-        for r in report.results:
+        for r in rows:
             style = STATUS_STYLE.get(r.status.value, "white")
             fresh = r.cost.total.fresh_calls
             table.add_row(
@@ -91,20 +97,26 @@ class BatchDisplay:
                 format_usd(r.cost.total.cost_usd),
                 f"{fresh}/{r.cost.total.calls - fresh}",
             )
-        self.console.print(table)
+        if rows:
+            self.console.print(table)
+        if not every and report.needs_human_total > len(rows):
+            self.console.print(f"... {report.needs_human_total - len(rows)} more that need a person in the full report")
         per_resolved = format_usd(report.cost_per_resolved_usd) if report.cost_per_resolved_usd is not None else "n/a"
         self.console.print(
-            f"resolved {report.counts.get('resolved', 0)}/{len(report.results)} ({report.resolved_rate:.0%}); "
+            f"resolved {report.counts.get('resolved', 0)}/{report.tasks} ({report.resolved_rate:.0%}); "
             f"cost{label} {format_usd(report.cost.total.cost_usd)} total, {per_resolved} per resolved task; "
             f"prompt tokens {report.cost.total.prompt_tokens}, {cached_note(report.cost.total)}"
         )
+        counted = ", ".join(f"{status} {count}" for status, count in report.counts.items() if count)
+        self.console.print(f"outcomes: {counted}" + (f"; {report.shards} shard runs" if report.shards else ""))
         self.console.print(
             f"LLM calls this run: {report.fresh_llm_calls} made, {report.cached_llm_calls} served from cache; "
             f"wall time {wall_s:.1f}s"
         )
         if report.reused_results:
             self.console.print(f"resumed: {report.reused_results} finished result(s) kept from an earlier run of this batch")
-        self.console.print(f"report: {report.store.rstrip('/')}/runs/{report.batch_id}/report.json")
+        base = f"{report.store.rstrip('/')}/runs/{report.batch_id}"
+        self.console.print(f"report: {base}/report.json (summary), {base}/report.jsonl (one line per task)")
 
 
 def print_estimate(estimate: BatchEstimate, *, simulated: bool, console: Console | None = None) -> None:

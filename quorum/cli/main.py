@@ -22,6 +22,7 @@ from quorum.cli.apply_reply import add_apply_reply_parser, run_apply_reply
 
 EXIT_OK, EXIT_UNRESOLVED, EXIT_BAD_INPUT, EXIT_BROKEN = 0, 1, 2, 3
 DEFAULT_STORE = ".quorum"
+DEFAULT_SHARD_DEPLOYMENT = "quorum-batch-shard/shard"  # flows.batch.DEFAULT_SHARD_DEPLOYMENT (not imported: Prefect loads late)
 
 
 class InputError(ValueError):
@@ -50,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--batch-id", default=None, help="name of this batch in the store (default: the manifest's 'batch'); the same id again resumes it")
     batch.add_argument("--batch-budget", type=float, default=None, metavar="USD", help="no new LLM call once the batch has spent this much; tasks not started are reported as skipped")
     batch.add_argument("--dry-run", action="store_true", help="print the estimated cost per task and stage, run nothing")
-    batch.add_argument("--fan-out", default=None, metavar="DEPLOYMENT", help="run each task as a run of this deployment (e.g. quorum-task-request/on-request) on its work pool; needs PREFECT_API_URL")
+    batch.add_argument("--fan-out", nargs="?", const=DEFAULT_SHARD_DEPLOYMENT, default=None, metavar="DEPLOYMENT",
+                       help=f"run the tasks in shards, each a run of this deployment (default {DEFAULT_SHARD_DEPLOYMENT}) on its work pool; needs PREFECT_API_URL")
+    batch.add_argument("--shard-size", type=int, default=None, metavar="N", help="with --fan-out: tasks per shard (default: from the batch size and the pool's online workers)")
     batch.add_argument("--no-resume", action="store_true", help="run every task again even if this batch id has finished results in the store")
     common(batch)
 
@@ -175,6 +178,13 @@ def _load_inputs(args: argparse.Namespace):
         raise InputError("--batch-budget must be a positive amount of USD")
     if getattr(args, "fan_out", None) and "/" not in args.fan_out:
         raise InputError("--fan-out takes a deployment name as <flow name>/<deployment name>")
+    if getattr(args, "shard_size", None) is not None:
+        from quorum.domain.shards import MAX_SHARD_TASKS
+
+        if not args.fan_out:
+            raise InputError("--shard-size needs --fan-out")
+        if not 1 <= args.shard_size <= MAX_SHARD_TASKS:
+            raise InputError(f"--shard-size must be between 1 and {MAX_SHARD_TASKS}")
     policy = Policy(max_rounds=args.max_rounds, task_budget_usd=args.task_budget)
     return manifest, roster, policy
 
@@ -252,14 +262,30 @@ def _run(args: argparse.Namespace) -> int:
                 manifest, roster, store_url, policy,
                 max_parallel=getattr(args, "parallel", 1), batch_id=getattr(args, "batch_id", None) or manifest.batch,
                 batch_budget_usd=getattr(args, "batch_budget", None), fan_out_deployment=getattr(args, "fan_out", None),
-                resume=not getattr(args, "no_resume", False), progress=display.on_event,
+                shard_size=getattr(args, "shard_size", None), resume=not getattr(args, "no_resume", False),
+                progress=display.on_event,
             )  # fmt: skip
     except Exception as exc:
         print(f"quorum: error: the run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_BROKEN
-    display.summary(report, wall_s=time.time() - started)
-    unresolved = [r for r in report.results if r.status.value not in {"resolved", "approved_unverified"}]
-    return EXIT_UNRESOLVED if unresolved else EXIT_OK
+    display.summary(report, wall_s=time.time() - started, rows=_report_rows(store_url, report))
+    resolved = sum(report.counts.get(status, 0) for status in ("resolved", "approved_unverified"))
+    return EXIT_OK if resolved == report.tasks else EXIT_UNRESOLVED
+
+
+def _report_rows(store_url: str, report):
+    """Every row for a small batch's table; for a large one the summary's rows that need a person."""
+    from quorum.cli.display import MAX_TABLE_ROWS
+
+    if report.tasks > MAX_TABLE_ROWS:
+        return report.needs_human
+    from quorum.blocks.refs import open_store_ref
+    from quorum.store.batches import read_rows
+
+    try:
+        return list(read_rows(open_store_ref(store_url), report.rows))
+    except Exception:  # noqa: BLE001 - the table is a courtesy; the report is in the store either way
+        return report.needs_human
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -318,11 +344,15 @@ def _validate(args: argparse.Namespace) -> int:
         import shutil
 
         shutil.rmtree(gold_dir, ignore_errors=True)
-    rows = [validation_row(result) for result in report.results]
-    text = render_validation(rows)
     from quorum.blocks.refs import open_store_ref
+    from quorum.domain.models import TaskResult
+    from quorum.store.batches import read_rows
 
     store = open_store_ref(store_url)
+    keys = [row.result for row in read_rows(store, report.rows) if row.result]
+    results = [TaskResult.model_validate_json(data) for _, data in store.get_many(keys) if data is not None]
+    rows = [validation_row(result) for result in results]
+    text = render_validation(rows)
     store.put_text(f"runs/{slug(batch_id)}/validation.md", text)
     store.put_text(f"runs/{slug(batch_id)}/validation.json",
                    json.dumps([row.model_dump() for row in rows], indent=2) + "\n")  # fmt: skip

@@ -30,8 +30,28 @@ def result_key(batch_id: str, task_id: str) -> str:
     return f"{task_prefix(batch_id, task_id)}/result.json"
 
 
+def batch_prefix(batch_id: str) -> str:
+    return f"runs/{slug(batch_id)}"
+
+
 def report_key(batch_id: str) -> str:
-    return f"runs/{slug(batch_id)}/report.json"
+    """The batch report's summary (a `BatchReport`)."""
+    return f"{batch_prefix(batch_id)}/report.json"
+
+
+def report_rows_key(batch_id: str) -> str:
+    """The batch report's rows: one `ReportRow` per task, JSON lines, in manifest order."""
+    return f"{batch_prefix(batch_id)}/report.jsonl"
+
+
+def batch_inputs_key(batch_id: str) -> str:
+    """What a batch runs with (`BatchInputs`: roster, policy, where its tasks are), written when it starts."""
+    return f"{batch_prefix(batch_id)}/_inputs/batch.json"
+
+
+def batch_tasks_key(batch_id: str) -> str:
+    """The batch's task specs, normalised (paths resolved, texts loaded): one `TaskSpec` per line."""
+    return f"{batch_prefix(batch_id)}/_inputs/tasks.jsonl"
 
 
 def predictions_key(batch_id: str) -> str:

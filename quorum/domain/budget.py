@@ -11,6 +11,8 @@ account in memory, for code that runs without a server.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -71,6 +73,42 @@ class BatchBudget:
 
 
 UNLIMITED: SpendAccount = BatchBudget(None)
+
+
+def close_to_new_tasks(account: SpendAccount) -> None:
+    """What is left could not pay for a task's first stage: count it as spent, so no other task starts.
+
+    Called when a task is skipped for the batch budget inside its pipeline (after its prompt was
+    measured). Without it every later task would also start a run and prepare a workspace only to
+    be refused; with it they are skipped before that (`SpendGate`). Raising the budget (on the
+    Prefect server: the limit of `quorum-budget-<batch>`) opens the batch again.
+    """
+    remaining = account.remaining_usd()
+    if remaining:
+        account.charge(remaining)
+
+
+class SpendGate:
+    """Asked before each task starts: is the batch's account spent? A 'spent' answer is remembered for
+    `memory_s`, so thousands of tasks skipped in a row ask the account (a Prefect server) about once a
+    second; 'not spent' is never remembered (the task's own stages check the budget again anyway)."""
+
+    def __init__(self, account: SpendAccount, *, memory_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.account = account
+        self.memory_s = memory_s
+        self.clock = clock
+        self._spent_at: float | None = None
+        self._lock = threading.Lock()
+
+    def spent(self) -> bool:
+        with self._lock:
+            if self._spent_at is not None and self.clock() - self._spent_at < self.memory_s:
+                return True
+        if exhausted(self.account):
+            with self._lock:
+                self._spent_at = self.clock()
+            return True
+        return False
 
 
 def check_stage(

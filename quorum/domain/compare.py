@@ -9,11 +9,13 @@ not; "calls made" and "served from cache" (and "paid now") say what this run act
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel, Field
 
 from quorum.domain.cost import format_usd
 from quorum.domain.estimate import PriceFn, PromptSizes, TaskEstimate, estimate_task
-from quorum.domain.models import BatchReport, LLMCall, TaskStatus
+from quorum.domain.models import BatchReport, LLMCall, ReportRow, TaskResult, TaskStatus
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.stats import pareto_front, ratio, wilson_interval
 
@@ -70,16 +72,19 @@ class CompareReport(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict)
 
 
-def roster_row(report: BatchReport, roster: Roster, calls: list[LLMCall] | None = None) -> RosterRow:
-    """A roster's row from its batch report; `calls` (the stored call records) give what was paid now."""
-    n = len(report.results)
+def roster_row(
+    report: BatchReport, roster: Roster, calls: list[LLMCall] | None = None, *, rows: Sequence[ReportRow | TaskResult]
+) -> RosterRow:
+    """A roster's row from its batch report and its rows (report.jsonl, one per task; or the tasks' results);
+    `calls` (the stored call records) give what was paid now."""
+    n = len(rows)
     resolved = report.counts.get(TaskStatus.resolved.value, 0)
     escalated = report.counts.get(TaskStatus.escalated.value, 0)
     stages = report.cost.by_stage
     planner = sum(cost.cost_usd for stage, cost in stages.items() if stage in PLANNER_STAGES)
     impl_review = sum(cost.cost_usd for stage, cost in stages.items() if stage in IMPLEMENT_REVIEW_STAGES)
     total = report.cost.total.cost_usd
-    ran = [r.rounds for r in report.results if r.rounds > 0]
+    ran = [r.rounds for r in rows if r.rounds > 0]
     low, high = wilson_interval(resolved, n)
     paid_now = sum(c.cost_usd for c in calls or [] if c.started_at >= report.started_at)
     stored = sum(c.cost_usd for c in calls) if calls is not None else None
@@ -95,7 +100,7 @@ def roster_row(report: BatchReport, roster: Roster, calls: list[LLMCall] | None 
         escalation_rate=ratio(escalated, n) or 0.0, llm_calls=report.cost.total.calls,
         calls_made=report.fresh_llm_calls, calls_cached=report.cached_llm_calls,
         wall_s=round(report.finished_at - report.started_at, 3),
-        outcomes={r.task_id: r.status.value for r in report.results},
+        outcomes={r.task_id: r.status.value for r in rows},
         counts={k: v for k, v in report.counts.items() if v},
     )  # fmt: skip
 

@@ -32,13 +32,18 @@ def summarize_calls(calls: Iterable[LLMCall], *, run_started_at: float = 0.0) ->
 def merge_summaries(summaries: Iterable[CostSummary]) -> CostSummary:
     merged = CostSummary()
     for summary in summaries:
-        merged.simulated = merged.simulated or summary.simulated
-        _merge(merged.total, summary.total)
-        for stage, cost in summary.by_stage.items():
-            _merge(merged.by_stage.setdefault(stage, StageCost()), cost)
-        for model, cost in summary.by_model.items():
-            _merge(merged.by_model.setdefault(model, StageCost()), cost)
+        add_summary(merged, summary)
     return merged
+
+
+def add_summary(into: CostSummary, summary: CostSummary) -> None:
+    """Add one summary to a running total, in place (a batch report sums its tasks one at a time)."""
+    into.simulated = into.simulated or summary.simulated
+    _merge(into.total, summary.total)
+    for stage, cost in summary.by_stage.items():
+        _merge(into.by_stage.setdefault(stage, StageCost()), cost)
+    for model, cost in summary.by_model.items():
+        _merge(into.by_model.setdefault(model, StageCost()), cost)
 
 
 def _merge(into: StageCost, other: StageCost) -> None:

@@ -175,7 +175,7 @@ def batch_completed_event(report: BatchReport, *, report_key: str | None = None)
     """`quorum.batch.completed`: counts per outcome, resolve rate, cost per resolved task, report key."""
     payload = {
         "batch_id": report.batch_id,
-        "tasks": len(report.results),
+        "tasks": report.tasks,
         "counts": dict(report.counts),
         "resolved_rate": report.resolved_rate,
         "cost_usd": round(report.cost.total.cost_usd, 6),
@@ -189,7 +189,7 @@ def batch_completed_event(report: BatchReport, *, report_key: str | None = None)
         "store": redact_url(report.store),
         "report": report_key or f"runs/{slug(report.batch_id)}/report.json",
     }
-    related = [repo_resource(repo, role="repository") for repo in sorted({r.repo for r in report.results})[:20]]
+    related = [repo_resource(repo, role="repository") for repo in report.repos[:20]]
     resource = batch_resource(report.batch_id)
     return QuorumEvent(event=BATCH_COMPLETED, resource=resource, payload=payload, related=related)
 

@@ -409,13 +409,29 @@ class TaskResult(BaseModel):
     environment: EnvironmentSummary | None = Field(default=None, description="The repository's test environment and baseline.")
 
 
+class ReportRow(BaseModel):
+    """One task in a batch report: a line of `report.jsonl` (the full record is the task's result.json)."""
+
+    task_id: str
+    repo: str
+    status: TaskStatus
+    reason: str = ""
+    rounds: int = 0
+    reused: bool = Field(default=False, description="Kept from an earlier, interrupted run of the batch.")
+    cost: CostSummary = Field(default_factory=CostSummary)
+    result: str = Field(default="", description="Store key of the task's result.json.")
+
+
 class BatchReport(BaseModel):
+    """A batch's summary (`report.json`). The rows, one per task, are in `report.jsonl` (`rows`), never in here,
+    so the summary stays the same size whatever the batch's size."""
+
     batch_id: str
     started_at: float
     finished_at: float
     roster: str
     store: str
-    results: list[TaskResult]
+    tasks: int = Field(default=0, description="Tasks in the batch (rows in report.jsonl).")
     cost: CostSummary
     counts: dict[str, int]
     resolved_rate: float
@@ -424,8 +440,16 @@ class BatchReport(BaseModel):
     fresh_llm_calls: int
     cached_llm_calls: int
     reused_results: int = Field(default=0, description="Tasks whose result an earlier, interrupted run of this batch had finished.")
-    mode: str = Field(default="in-process", description="'in-process' or 'fan-out' (one deployment run per task).")
+    mode: str = Field(default="in-process", description="'in-process' or 'fan-out' (shards of tasks as deployment runs).")
+    shards: int = Field(default=0, description="Fan-out: deployment runs the batch sent out (0 in-process).")
     batch_budget_usd: float | None = None
+    rows: str = Field(default="", description="Store key of report.jsonl: one ReportRow per task, in manifest order.")
+    needs_human: list[ReportRow] = Field(
+        default_factory=list,
+        description="The first rows (manifest order, at most a fixed number) a person must look at: escalated, failed, error.",
+    )
+    needs_human_total: int = Field(default=0, description="All rows that need a person, shown or not.")
+    repos: list[str] = Field(default_factory=list, description="Up to 20 of the batch's repositories, sorted.")
 
 
 ReviewResult.model_rebuild()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections.abc import Iterable
 
-from quorum.domain.cost import format_usd, merge_summaries
-from quorum.domain.models import BatchReport, StageContextRecord, StageCost, TaskResult, TaskStatus
+from quorum.domain.cost import format_usd
+from quorum.domain.models import BatchReport, ReportRow, StageContextRecord, StageCost, TaskResult, TaskStatus
 from quorum.domain.policy import UNISOLATED_NOTE
+from quorum.domain.report import MAX_REASON, BatchTally, report_row, short_reason
 
 SUCCESS_STATUSES = frozenset({TaskStatus.resolved, TaskStatus.approved_unverified})
 
@@ -19,32 +20,18 @@ def build_batch_report(
     finished_at: float,
     roster: str,
     store: str,
-    results: list[TaskResult],
+    results: Iterable[TaskResult],
     mode: str = "in-process",
     batch_budget_usd: float | None = None,
 ) -> BatchReport:
-    cost = merge_summaries(r.cost for r in results)
-    counts = Counter(r.status.value for r in results)
-    resolved = counts.get(TaskStatus.resolved.value, 0)
-    total_cost = cost.total.cost_usd
-    return BatchReport(
-        batch_id=batch_id,
-        started_at=started_at,
-        finished_at=finished_at,
-        roster=roster,
-        store=store,
-        results=results,
-        cost=cost,
-        counts={status.value: counts.get(status.value, 0) for status in TaskStatus},
-        resolved_rate=resolved / len(results) if results else 0.0,
-        cost_per_task_usd=total_cost / len(results) if results else 0.0,
-        cost_per_resolved_usd=total_cost / resolved if resolved else None,
-        fresh_llm_calls=cost.total.fresh_calls,
-        cached_llm_calls=cost.total.calls - cost.total.fresh_calls,
-        reused_results=sum(1 for r in results if r.reused),
-        mode=mode,
-        batch_budget_usd=batch_budget_usd,
-    )
+    """The summary of a batch from its results (small batches and tests; a running batch feeds a `BatchTally`)."""
+    tally = BatchTally()
+    for index, result in enumerate(results):
+        tally.add(index, report_row(result))
+    return tally.report(
+        batch_id=batch_id, started_at=started_at, finished_at=finished_at, roster=roster, store=store,
+        mode=mode, batch_budget_usd=batch_budget_usd,
+    )  # fmt: skip
 
 
 def ui_key(*parts: str) -> str:
@@ -52,15 +39,20 @@ def ui_key(*parts: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())).strip("-")
 
 
-def result_row(result: TaskResult) -> dict[str, str | int | float]:
+MAX_UI_REASON = MAX_REASON  # characters of a reason in the UI table (the row in report.jsonl has it whole)
+
+
+def result_row(row: ReportRow) -> dict[str, str | int | float]:
+    """A row of the batch's UI table."""
+    reason = short_reason(row.reason + (" (kept from an interrupted run)" if row.reused else ""))
     return {
-        "task": result.task_id,
-        "outcome": result.status.value,
-        "rounds": result.rounds,
-        "cost_usd": round(result.cost.total.cost_usd, 6),
-        "llm_calls": result.cost.total.calls,
-        "reason": result.reason + (" (kept from an interrupted run)" if result.reused else ""),
-        "result": result.artifacts.get("result", ""),
+        "task": row.task_id,
+        "outcome": row.status.value,
+        "rounds": row.rounds,
+        "cost_usd": round(row.cost.total.cost_usd, 6),
+        "llm_calls": row.cost.total.calls,
+        "reason": reason,
+        "result": row.result,
     }
 
 
@@ -129,26 +121,41 @@ def cached_note(cost: StageCost) -> str:
     return f"{cost.cached_tokens} read from provider prompt caches{written}"
 
 
-def render_batch_markdown(report: BatchReport) -> str:
+def render_batch_markdown(report: BatchReport, rows_url: str = "") -> str:
+    """The batch's UI summary: totals, what needs a person (at most the kept rows), and where the full report is.
+
+    Its size does not grow with the batch: the rows shown are `report.needs_human` (bounded), each
+    reason cut to `MAX_UI_REASON` characters.
+    """
     simulated = " — simulated costs (scripted models priced as real ones)" if report.cost.simulated else ""
     per_resolved = format_usd(report.cost_per_resolved_usd) if report.cost_per_resolved_usd is not None else "n/a"
+    mode = report.mode + (f" ({report.shards} shard runs)" if report.shards else "")
     lines = [
         f"# Batch {report.batch_id}{simulated}",
         "",
-        f"- tasks: {len(report.results)}; " + ", ".join(f"{k}: {v}" for k, v in report.counts.items() if v),
+        f"- tasks: {report.tasks}; " + ", ".join(f"{k}: {v}" for k, v in report.counts.items() if v),
         f"- resolved rate: {report.resolved_rate:.0%}",
         f"- cost: {format_usd(report.cost.total.cost_usd)} total, {format_usd(report.cost_per_task_usd)} per task, "
         f"{per_resolved} per resolved task",
         f"- LLM calls: {report.fresh_llm_calls} made now, {report.cached_llm_calls} served from cache",
-        f"- mode: {report.mode}"
+        f"- mode: {mode}"
         + (f"; {report.reused_results} result(s) kept from an interrupted run" if report.reused_results else "")
         + (f"; batch budget {format_usd(report.batch_budget_usd)}" if report.batch_budget_usd is not None else ""),
-        "",
-        "| task | outcome | rounds | cost | reason |",
-        "|---|---|---|---|---|",
     ]
-    for r in report.results:
-        lines.append(f"| {r.task_id} | {r.status.value} | {r.rounds} | {format_usd(r.cost.total.cost_usd)} | {r.reason} |")
+    if rows_url:
+        lines.append(f"- full report (one JSON line per task): `{rows_url}`")
+    lines += ["", f"## Needs a person: {report.needs_human_total}", ""]
+    if report.needs_human:
+        lines += ["| task | outcome | rounds | cost | reason |", "|---|---|---|---|---|"]
+        for row in report.needs_human:
+            shown = result_row(row)
+            reason = str(shown["reason"]).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {row.task_id} | {row.status.value} | {row.rounds} | {format_usd(row.cost.total.cost_usd)} | {reason} |")
+        hidden = report.needs_human_total - len(report.needs_human)
+        if hidden > 0:
+            lines += ["", f"{hidden} more in the full report."]
+    else:
+        lines.append("Nothing: every task was resolved, approved or skipped.")
     lines += ["", "| stage | calls | prompt tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for stage, cost in sorted(report.cost.by_stage.items()):
         lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")

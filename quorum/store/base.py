@@ -10,6 +10,9 @@ import json
 import os
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from quorum.domain.artifacts import to_json
@@ -92,8 +95,31 @@ class ArtifactStore(ABC):
         """Keys starting with `prefix` (plain string prefix, like S3), sorted."""
 
     @abstractmethod
+    def list_children(self, prefix: str) -> list[str]:
+        """The names one level below the folder `prefix` (ending with '/') that hold objects, sorted.
+
+        `list_children("runs/b1/")` is the batch's task folders (and its own files' names are left
+        out): what a resumed batch needs, without listing every artifact under them.
+        """
+
+    @abstractmethod
     def url(self, key: str) -> str:
         """Where a person finds the object: a file path or an s3:// URL."""
+
+    def put_file(self, key: str, path: Path | str, content_type: str | None = None) -> str:
+        """Write a local file as one whole object (e.g. a large report spooled to disk); returns the key."""
+        return self.put_bytes(key, Path(path).read_bytes(), content_type or content_type_for(key))
+
+    def get_many(self, keys: Iterable[str], *, workers: int = 32) -> Iterator[tuple[str, bytes | None]]:
+        """Each object's bytes (None when missing), fetched `workers` at a time, in the order of `keys`."""
+        def fetch(key: str) -> tuple[str, bytes | None]:
+            try:
+                return key, self.get_bytes(key)
+            except ArtifactNotFound:
+                return key, None
+
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="store-get") as pool:
+            yield from pool.map(fetch, keys)
 
     def put_text(self, key: str, text: str, content_type: str | None = None) -> str:
         return self.put_bytes(key, text.encode("utf-8"), content_type or content_type_for(key))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from quorum.store.base import TEMP_PREFIX, ArtifactNotFound, ArtifactStore, validate_key, validate_prefix
@@ -64,6 +66,45 @@ class LocalStore(ArtifactStore):
                 if not name.startswith(TEMP_PREFIX) and key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
+
+    def list_children(self, prefix: str) -> list[str]:
+        validate_prefix(prefix)
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"list_children takes a folder prefix ending with '/' (got {prefix!r})")
+        folder = self.root.joinpath(*prefix.rstrip("/").split("/")) if prefix else self.root
+        if not folder.is_dir() or folder.is_symlink():
+            return []
+        with os.scandir(folder) as entries:
+            return sorted(entry.name for entry in entries if entry.is_dir(follow_symlinks=False))
+
+    def put_file(self, key: str, path: Path | str, content_type: str | None = None) -> str:
+        """Copied in pieces to a temp file beside the key, then renamed over it (never read whole into memory)."""
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle, open(path, "rb") as source:
+                shutil.copyfileobj(source, handle, 1 << 20)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(target.parent)
+        return key
+
+    def get_many(self, keys: Iterable[str], *, workers: int = 32) -> Iterator[tuple[str, bytes | None]]:
+        """Local files are read one after another: threads only add overhead on a local disk."""
+        for key in keys:
+            try:
+                yield key, self.get_bytes(key)
+            except ArtifactNotFound:
+                yield key, None
 
     def url(self, key: str) -> str:
         return str(self._path(key))

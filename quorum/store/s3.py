@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from quorum.settings import settings
-from quorum.store.base import BUCKET_NAME, ArtifactNotFound, ArtifactStore, validate_key, validate_prefix
+from quorum.store.base import (
+    BUCKET_NAME,
+    ArtifactNotFound,
+    ArtifactStore,
+    content_type_for,
+    validate_key,
+    validate_prefix,
+)
+
+
+GET_WORKERS = 32  # concurrent gets (get_many) and the connection pool that serves them
 
 
 class S3Store(ArtifactStore):
@@ -57,6 +69,7 @@ class S3Store(ArtifactStore):
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                     retries={"max_attempts": 5, "mode": "standard"},
+                    max_pool_connections=GET_WORKERS,  # get_many's threads each keep a connection
                 )
                 self._client = boto3.client(
                     "s3",
@@ -107,6 +120,33 @@ class S3Store(ArtifactStore):
         for page in pages:
             keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
         return sorted(keys)
+
+    def list_children(self, prefix: str) -> list[str]:
+        """Common prefixes of a delimited `list_objects_v2` listing: one page per `page_size` folders."""
+        validate_prefix(prefix)
+        if prefix and not prefix.endswith("/"):
+            raise ValueError(f"list_children takes a folder prefix ending with '/' (got {prefix!r})")
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        names = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=full, Delimiter="/", PaginationConfig={"PageSize": self.page_size}
+        )  # fmt: skip
+        for page in pages:
+            names.extend(item["Prefix"][len(full) :].rstrip("/") for item in page.get("CommonPrefixes", []))
+        return sorted(name for name in names if name)
+
+    def put_file(self, key: str, path: Path | str, content_type: str | None = None) -> str:
+        """boto3's managed upload: one PUT, or a multipart upload (completed atomically) for a large file."""
+        full = self._key(key)
+        self.client.upload_file(
+            str(path), self.bucket, full, ExtraArgs={"ContentType": content_type or content_type_for(key)}
+        )  # fmt: skip
+        return key
+
+    def get_many(self, keys: Iterable[str], *, workers: int = GET_WORKERS) -> Iterator[tuple[str, bytes | None]]:
+        self.client  # built once here, not raced by the threads  # noqa: B018
+        return super().get_many(keys, workers=min(workers, GET_WORKERS))
 
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -25,6 +25,23 @@ POOL = "quorum-process"
 SANDBOX_POOL = "quorum-sandbox"
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process under `pid` (children, their children...), from /proc (Linux)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -37,6 +54,8 @@ class StackError(RuntimeError):
 
 class LocalPrefectStack:
     """`with LocalPrefectStack(home) as stack:` a server on an ephemeral port; then deploy and add workers."""
+
+    startup_timeout_s = 180.0  # benchmarks on a busy machine may wait longer for the server
 
     def __init__(self, home: Path, *, quorum_home: Path = REPO_ROOT, extra_env: dict[str, str] | None = None):
         self.home = Path(home)
@@ -69,7 +88,7 @@ class LocalPrefectStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             self._spawn("server", [self._prefect(), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)])
-            self._wait_healthy(timeout_s=180)
+            self._wait_healthy(timeout_s=self.startup_timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -83,25 +102,41 @@ class LocalPrefectStack:
             self.kill(name)
 
     def kill(self, name: str, grace_s: float = 5.0) -> None:
-        """Stop a process and everything it started (its process group): SIGTERM, then SIGKILL."""
+        """Stop a process and everything it started (its process group): SIGTERM, then SIGKILL; then whatever it
+        started in sessions of its own and left behind."""
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return
-        for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        children = descendants(process.pid)
+        try:
+            for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    return
+                try:
+                    process.wait(timeout=wait)
+                    return
+                except subprocess.TimeoutExpired:
+                    continue
+        finally:
+            for pid in children:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def hard_kill(self, name: str) -> None:
-        """SIGKILL a process group at once, as a crashed machine would end it."""
+        """SIGKILL a process group at once, as a crashed machine would end it, and every process it started:
+        a process worker may start a flow run in a session of its own, which the group's kill would miss."""
         process = self.processes.pop(name)
+        children = descendants(process.pid)
         os.killpg(process.pid, signal.SIGKILL)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         process.wait(timeout=10)
 
     # --------------------------------------------------------------------------------------- steps
