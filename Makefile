@@ -16,7 +16,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export SEMGREP_ENABLE_VERSION_CHECK := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo thesis-demo test lock clean
+.PHONY: setup demo thesis-demo test test-heavy lock clean
 
 setup: $(VENV)/.installed $(SEMGREP_VENV)/.installed
 
@@ -60,7 +60,12 @@ thesis-demo: setup
 # Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
 # workers and subprocesses.
 test: setup $(INFRA_VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 -m "not heavy"
+
+# The slowest end-to-end runs (fan-out over two workers, a killed worker's resume, the demo through the
+# CLI twice): run before resolving an issue that touches batches, fan-out or the CLI.
+test-heavy: setup $(INFRA_VENV)/.installed
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m heavy
 
 # Re-resolve every lockfile (after changing pyproject.toml or a tool version); commit the result.
 lock: | $(UV)

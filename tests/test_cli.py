@@ -110,6 +110,7 @@ def test_missing_api_key_is_named_before_any_call(tmp_path, manifest, monkeypatc
     assert not (tmp_path / ".quorum").exists()
 
 
+@pytest.mark.heavy
 def test_demo_batch_from_the_cli_then_warm_rerun_makes_no_calls(prefect_harness, tmp_path):
     """The README's demo command against the session's Prefect server: exit 1 (one escalation), then 0 new calls."""
     from prefect.settings import PREFECT_API_URL

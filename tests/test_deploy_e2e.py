@@ -70,6 +70,7 @@ def test_deploy_registers_schedule_and_event_trigger(stack):
     assert trigger["match"] == {"prefect.resource.id": "quorum.repo.*"}
 
 
+@pytest.mark.heavy
 def test_batch_fans_out_over_both_workers(stack):
     run_id = stack.run_deployment(BATCH, {"fan_out": True, "batch_id": "e2e-fanout", "max_parallel": 3})
     run = stack.wait_final(run_id, timeout_s=600)
@@ -200,6 +201,7 @@ def test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused(stack,
     assert "e2e-webhook-secret" not in stack.log_text("webhook")
 
 
+@pytest.mark.heavy
 def test_killed_worker_batch_resumes_without_paying_twice(stack):
     """A batch runs in-process on one worker; that worker (and its flow-run process) is SIGKILLed after
     the first task finished. Running the batch again with the same id keeps the finished result and

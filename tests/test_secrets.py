@@ -118,7 +118,7 @@ def _roster(base_url: str) -> Roster:
         "name": "fake-secrets",
         "planner": at("anthropic/claude-sonnet-4-5"),
         "implementer": at("deepseek/deepseek-chat"),
-        "reviewers": [at("openai/gpt-5-mini"), at("gemini/gemini-2.5-flash")],
+        "reviewers": [{**at("openai/gpt-5-mini"), "temperature": 1.0}, at("gemini/gemini-2.5-flash")],  # its only temperature
         "limits": {"anthropic": {"concurrency": 2}, "openai": {"concurrency": 2}},
     })  # fmt: skip
 
