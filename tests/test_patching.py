@@ -19,7 +19,7 @@ import pytest
 from quorum.edits import apply_reply, parse_reply
 from quorum.edits.safety import edit_problems
 from quorum.workspace.workspace import prepare_workspace, run_git, workspace_diff
-from tests.support.edits import lines, snapshot, write_tree
+from tests.support.edits import UNSAFE, lines, snapshot, write_tree
 
 
 def text_problems(diff: str) -> list[str]:
@@ -191,38 +191,6 @@ def test_hunks_whose_counts_are_wrong_apply_as_written(diff: str, after: str, tm
 
 # ------------------------------------------------------------------------------------------ safety
 
-SYMLINK_TO_ETC = lines(
-    "diff --git a/etc_link b/etc_link",
-    "new file mode 120000",
-    "index 0000000..1111111",
-    "--- /dev/null",
-    "+++ b/etc_link",
-    "@@ -0,0 +1 @@",
-    "+/etc",
-    "\\ No newline at end of file",
-)
-
-UNSAFE = {
-    "dotdot": (lines("diff --git a/../outside.txt b/../outside.txt", "new file mode 100644", "--- /dev/null",
-                     "+++ b/../outside.txt", "@@ -0,0 +1 @@", "+owned"), "../outside.txt"),
-    "dotdot-rename": (lines("diff --git a/app.py b/app.py", "similarity index 100%", "rename from app.py",
-                            "rename to ../../escaped.py"), "../../escaped.py"),
-    "absolute": (lines("--- /dev/null", "+++ /tmp/quorum-absolute-test.txt", "@@ -0,0 +1 @@", "+owned"),
-                 "/tmp/quorum-absolute-test.txt"),
-    "git-config": (lines("diff --git a/.git/config b/.git/config", "--- a/.git/config", "+++ b/.git/config",
-                         "@@ -1 +1,2 @@", " [core]", "+\tfsmonitor = touch pwned"), ".git/config"),
-    "git-hooks-case": (lines("--- /dev/null", "+++ b/sub/.GIT/hooks/post-checkout", "@@ -0,0 +1 @@", "+#!/bin/sh"),
-                       "sub/.GIT/hooks/post-checkout"),
-    "symlink": (SYMLINK_TO_ETC, "etc_link"),
-    "submodule": (lines("diff --git a/vendor/lib b/vendor/lib", "new file mode 160000", "index 0000000..abcdef1",
-                        "--- /dev/null", "+++ b/vendor/lib", "@@ -0,0 +1 @@",
-                        "+Subproject commit abcdef1234567890abcdef1234567890abcdef12"), "vendor/lib"),
-    "binary-literal": (lines("diff --git a/logo.png b/logo.png", "new file mode 100644", "index 0000000..1111111",
-                             "GIT binary patch", "literal 5", "McmZ?wbaG<=000310ssI2", "", "literal 0",
-                             "HcmV?d00001", ""), "logo.png"),
-    "binary-differ": (lines("diff --git a/data.bin b/data.bin", "index 1111111..2222222 100644",
-                            "Binary files a/data.bin and b/data.bin differ"), "data.bin"),
-}  # fmt: skip
 
 
 @pytest.fixture

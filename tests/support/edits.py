@@ -66,3 +66,33 @@ def make_git_repo(tmp_path: Path) -> Path:
     git(["add", "-A"], root)
     git(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base"], root)
     return root
+
+
+# Unified diffs that must never be applied, each with the path the refusal must name
+# (tests/test_edits_safety.py and tests/test_patching.py).
+SYMLINK_TO_ETC = lines(
+    "diff --git a/etc_link b/etc_link", "new file mode 120000", "index 0000000..1111111", "--- /dev/null",
+    "+++ b/etc_link", "@@ -0,0 +1 @@", "+/etc", "\\ No newline at end of file",
+)  # fmt: skip
+
+UNSAFE = {
+    "dotdot": (lines("diff --git a/../outside.txt b/../outside.txt", "new file mode 100644", "--- /dev/null",
+                     "+++ b/../outside.txt", "@@ -0,0 +1 @@", "+owned"), "../outside.txt"),
+    "dotdot-rename": (lines("diff --git a/app.py b/app.py", "similarity index 100%", "rename from app.py",
+                            "rename to ../../escaped.py"), "../../escaped.py"),
+    "absolute": (lines("--- /dev/null", "+++ /tmp/quorum-absolute-test.txt", "@@ -0,0 +1 @@", "+owned"),
+                 "/tmp/quorum-absolute-test.txt"),
+    "git-config": (lines("diff --git a/.git/config b/.git/config", "--- a/.git/config", "+++ b/.git/config",
+                         "@@ -1 +1,2 @@", " [core]", "+\tfsmonitor = touch pwned"), ".git/config"),
+    "git-hooks-case": (lines("--- /dev/null", "+++ b/sub/.GIT/hooks/post-checkout", "@@ -0,0 +1 @@", "+#!/bin/sh"),
+                       "sub/.GIT/hooks/post-checkout"),
+    "symlink": (SYMLINK_TO_ETC, "etc_link"),
+    "submodule": (lines("diff --git a/vendor/lib b/vendor/lib", "new file mode 160000", "index 0000000..abcdef1",
+                        "--- /dev/null", "+++ b/vendor/lib", "@@ -0,0 +1 @@",
+                        "+Subproject commit abcdef1234567890abcdef1234567890abcdef12"), "vendor/lib"),
+    "binary-literal": (lines("diff --git a/logo.png b/logo.png", "new file mode 100644", "index 0000000..1111111",
+                             "GIT binary patch", "literal 5", "McmZ?wbaG<=000310ssI2", "", "literal 0",
+                             "HcmV?d00001", ""), "logo.png"),
+    "binary-differ": (lines("diff --git a/data.bin b/data.bin", "index 1111111..2222222 100644",
+                            "Binary files a/data.bin and b/data.bin differ"), "data.bin"),
+}  # fmt: skip
