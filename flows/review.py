@@ -23,7 +23,7 @@ from quorum.domain.models import PatchResult, ReviewResult, VerificationReport, 
 from quorum.domain.policy import AggregationInput, Policy
 from quorum.domain.results import ui_key
 from quorum.domain.roster import Roster
-from quorum.flows.verify import ROUND_TOOLS, verify_remotely
+from quorum.flows.verify import ROUND_TOOLS, submit_round_tool, verify_remotely
 from quorum.llm.client import LLMError
 from quorum.sandbox.isolation import verify_deployment
 from quorum.stages.change_review import changed_regions
@@ -35,7 +35,6 @@ from quorum.tasks.change_review import review_change_task
 from quorum.tasks.limits import ensure_limits_task
 from quorum.tasks.store import open_store_task, save_artifacts_task
 from quorum.tasks.ui import publish_markdown_task
-from quorum.tasks.verify import bandit_task, pytest_task, semgrep_task
 from quorum.tasks.workspace import cleanup_task
 from quorum.verify.sarif import to_sarif
 
@@ -149,19 +148,11 @@ def _verify(
     if deployment is not None:
         return verify_remotely(deployment, workspace, None, tools, store_url=store_url, prefix=prefix, label=label,
                                files=patch.files, added_lines=patch.added_lines, policy=policy)  # fmt: skip
-    futures = []
-    for tool in tools:
-        if tool == "semgrep":
-            futures.append(semgrep_task.submit(workspace, patch.files, patch.added_lines, label=label))
-        elif tool == "bandit":
-            futures.append(bandit_task.submit(
-                workspace, patch.files, patch.added_lines, label=label,
-                min_severity=policy.bandit_min_severity, min_confidence=policy.bandit_min_confidence,
-            ))  # fmt: skip
-        elif tool == "pytest":
-            futures.append(pytest_task.submit(workspace, label=label))
-        else:
-            raise ValueError(f"unknown verification tool {tool!r} (known: {', '.join(ROUND_TOOLS)})")
+    futures = [
+        submit_round_tool(tool, workspace, patch.files, patch.added_lines, label=label,
+                          bandit_min_severity=policy.bandit_min_severity, bandit_min_confidence=policy.bandit_min_confidence)
+        for tool in tools
+    ]  # fmt: skip
     return [future.result() for future in futures]
 
 

@@ -80,19 +80,30 @@ def verify_workspace(request: VerifyRequest) -> VerifyResponse:
     return response
 
 
+def submit_round_tool(
+    tool: str, workspace: str, files: list[str], added_lines: dict[str, list[int]], *, label: str,
+    bandit_min_severity: str, bandit_min_confidence: str,
+):  # fmt: skip
+    """Submit one of ROUND_TOOLS (semgrep, bandit, pytest) on a patched workspace; returns its future."""
+    if tool == "semgrep":
+        return semgrep_task.submit(workspace, files, added_lines, label=label)
+    if tool == "bandit":
+        return bandit_task.submit(workspace, files, added_lines, label=label,
+                                  min_severity=bandit_min_severity, min_confidence=bandit_min_confidence)  # fmt: skip
+    if tool == "pytest":
+        return pytest_task.submit(workspace, label=label)
+    raise ValueError(f"unknown verification tool {tool!r} (known: {', '.join(ROUND_TOOLS)})")
+
+
 def _run_tools(request: VerifyRequest, workspace: str, acceptance: str | None) -> list[VerificationReport]:
     label = request.label
     futures = []
     for tool in request.tools:
-        if tool == "semgrep":
-            futures.append(semgrep_task.submit(workspace, request.files, request.added_lines, label=label))
-        elif tool == "bandit":
-            futures.append(bandit_task.submit(
-                workspace, request.files, request.added_lines, label=label,
-                min_severity=request.bandit_min_severity, min_confidence=request.bandit_min_confidence,
+        if tool in ROUND_TOOLS:
+            futures.append(submit_round_tool(
+                tool, workspace, request.files, request.added_lines, label=label,
+                bandit_min_severity=request.bandit_min_severity, bandit_min_confidence=request.bandit_min_confidence,
             ))  # fmt: skip
-        elif tool == "pytest":
-            futures.append(pytest_task.submit(workspace, label=label))
         elif acceptance is None:
             futures.append(None)
         else:
