@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from quorum.store.base import TEMP_PREFIX, ArtifactNotFound, ArtifactStore, validate_key, validate_prefix
 
@@ -22,23 +23,7 @@ class LocalStore(ArtifactStore):
         return self.root.joinpath(*validate_key(key).split("/"))
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> str:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(path.parent)
+        _write_atomically(self._path(key), lambda handle: handle.write(data))
         return key
 
     def get_bytes(self, key: str) -> bytes:
@@ -79,23 +64,8 @@ class LocalStore(ArtifactStore):
 
     def put_file(self, key: str, path: Path | str, content_type: str | None = None) -> str:
         """Copied in pieces to a temp file beside the key, then renamed over it (never read whole into memory)."""
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle, open(path, "rb") as source:
-                shutil.copyfileobj(source, handle, 1 << 20)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(target.parent)
+        with open(path, "rb") as source:
+            _write_atomically(self._path(key), lambda handle: shutil.copyfileobj(source, handle, 1 << 20))
         return key
 
     def get_many(self, keys: Iterable[str], *, workers: int = 32) -> Iterator[tuple[str, bytes | None]]:
@@ -108,6 +78,26 @@ class LocalStore(ArtifactStore):
 
     def url(self, key: str) -> str:
         return str(self._path(key))
+
+
+def _write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
+    """`write` fills a temp file beside `target` (fsynced, mode 0644), which is then renamed over it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
