@@ -127,18 +127,16 @@ def verify_round(
     With the repository's own ``environment``, pytest runs its tests there, judged against the baseline."""
     deployment = verify_deployment()
     if deployment is None or (environment is not None and environment.active):
+        def submit(tool: str):
+            return submit_round_tool(tool, workspace, patch.files, patch.added_lines, label=label,
+                                     bandit_min_severity=policy.bandit_min_severity,
+                                     bandit_min_confidence=policy.bandit_min_confidence)  # fmt: skip
+
         if environment is not None and environment.active:
             tests = repo_tests_task.submit(environment, workspace, patch.files, label=label)
         else:
-            tests = pytest_task.submit(workspace, label=label)
-        futures = [
-            semgrep_task.submit(workspace, patch.files, patch.added_lines, label=label),
-            bandit_task.submit(
-                workspace, patch.files, patch.added_lines, label=label,
-                min_severity=policy.bandit_min_severity, min_confidence=policy.bandit_min_confidence,
-            ),
-            tests,
-        ]  # fmt: skip
+            tests = submit("pytest")
+        futures = [submit("semgrep"), submit("bandit"), tests]
         return [future.result() for future in futures]
     return verify_remotely(
         deployment, workspace, None, ROUND_TOOLS, store_url=store_url, prefix=prefix, label=label,
