@@ -30,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from quorum.domain.artifacts import report_rows_key, result_key, to_json
@@ -37,6 +38,7 @@ from quorum.domain.batch_inputs import effective_policy
 from quorum.domain.budget import UNLIMITED, SpendAccount, SpendGate, close_to_new_tasks
 from quorum.domain.manifest import Manifest, TaskSpec
 from quorum.domain.models import BatchReport, ReportRow, TaskResult, TaskStatus
+from quorum.domain.outcome_states import batch_state_spec
 from quorum.domain.policy import Policy
 from quorum.domain.progress import ProgressSink, ignore_progress
 from quorum.domain.report import BatchTally, report_row
@@ -45,9 +47,10 @@ from quorum.domain.resume import spec_digest
 from quorum.domain.roster import Roster
 from quorum.domain.run import RunContext
 from quorum.domain.shards import assign_shards, shard_size as default_shard_size, shard_timeout_s
-from quorum.flows.pipeline import task_pipeline
+from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount, close_batch_account, open_batch_account
 from quorum.prefect_api.runs import MISSED_HEARTBEATS, watch_runs
+from quorum.prefect_api.states import result_of, state_for
 from quorum.store import default_store_url
 from quorum.store.batches import RowSpool
 from quorum.tasks.environment import evict_environments_task
@@ -72,6 +75,7 @@ from quorum.tasks.store import (
     write_predictions_task,
     write_batch_inputs_task,
 )
+from quorum.tasks.runs import name_run_task
 from quorum.tasks.ui import publish_markdown_task, publish_table_task
 
 DEFAULT_SHARD_DEPLOYMENT = "quorum-batch-shard/shard"
@@ -100,14 +104,27 @@ def batch_pipeline(
     """Run a manifest as a batch (the CLI's entry point, and Python's): write its inputs to the store, then
     run the `quorum-batch` flow on them by reference. Returns the report's summary; its rows are in the
     store (`report.rows`, one JSON line per task)."""
+    return result_of(batch_run(
+        manifest, roster, store_url, policy, max_parallel=max_parallel, batch_id=batch_id,
+        batch_budget_usd=batch_budget_usd, fan_out_deployment=fan_out_deployment, shard_size=shard_size,
+        resume=resume, task_timeout_s=task_timeout_s, progress=progress,
+    ))  # fmt: skip
+
+
+def batch_run(
+    manifest: Manifest,
+    roster: Roster,
+    store_url: str,
+    policy: Policy | None = None,
+    *,
+    batch_id: str | None = None,
+    **options,
+) -> State:
+    """`batch_pipeline`, returning the `quorum-batch` run's final state (named by its counts; the report is its result)."""
     batch_id = batch_id or manifest.batch
     store = open_store_task(store_url)
     write_batch_inputs_task(store, batch_id, manifest.source, manifest.tasks, roster, effective_policy(policy, roster))
-    return batch_flow(
-        store_url, batch_id, max_parallel=max_parallel, batch_budget_usd=batch_budget_usd,
-        fan_out_deployment=fan_out_deployment, shard_size=shard_size, resume=resume,
-        task_timeout_s=task_timeout_s, progress=progress,
-    )  # fmt: skip
+    return batch_flow(store_url, batch_id, return_state=True, **options)
 
 
 @flow(name="quorum-batch", flow_run_name="{batch_id}", log_prints=True)
@@ -122,7 +139,9 @@ def batch_flow(
     task_timeout_s: float = 3600.0,
     progress: ProgressSink | None = None,
 ) -> BatchReport:
-    """The batch whose inputs are in the store under `batch_id` (see `batch_pipeline`).
+    """The batch whose inputs are in the store under `batch_id` (see `batch_pipeline`). Its run ends in a
+    state named by its outcome counts (`2 resolved · 1 escalated`), red when a task needs a human or
+    broke (quorum.domain.outcome_states); the state's result is the `BatchReport`.
 
     In-process, `max_parallel` tasks run at once in this process. With `fan_out_deployment` the tasks
     go out in shards of `shard_size` (default: from the pending tasks and the online workers of the
@@ -178,7 +197,7 @@ def batch_flow(
                        f"{title}: what needs a person ({report.needs_human_total}; the first {len(report.needs_human)})")  # fmt: skip
     publish_markdown_task(ui_key("quorum", batch_id, "summary"), render_batch_markdown(report, store.url(report.rows)), title)
     emit_batch_completed_task(report)
-    return report
+    return state_for(batch_state_spec(batch_id, report.counts, store.url(report.rows)), report)
 
 
 def _shard_run_name() -> str:
@@ -201,7 +220,8 @@ def batch_shard(
 ) -> dict[str, int]:
     """A shard of a fanned-out batch (the entry point of the shard deployment): its tasks, loaded by id from the
     batch's inputs in the store, `max_parallel` at a time. Each task's result.json is written as it finishes,
-    so a shard that dies loses only its unfinished tasks. Returns the count of each outcome."""
+    so a shard that dies loses only its unfinished tasks. Ends in a state named by the count of each outcome
+    (the counts are its result)."""
     store = open_store_task(store_url)
     inputs = read_batch_inputs_task(store, batch_id)
     specs = read_specs_task(store, inputs, task_ids)
@@ -220,10 +240,10 @@ def batch_shard(
     finally:
         if isinstance(account, PrefectSpendAccount):
             account.close()
-    return dict(counts)
+    return state_for(batch_state_spec(f"{batch_id} {shard}".strip(), counts), dict(counts))
 
 
-@flow(name="quorum-batch-from-files", flow_run_name="{manifest_path}", log_prints=True)
+@flow(name="quorum-batch-from-files", log_prints=True)
 def batch_from_files(
     manifest_path: str = "examples/demo.yaml",
     roster: str = "scripted",
@@ -247,15 +267,18 @@ def batch_from_files(
     workers). `max_parallel` is the tasks in flight in the batch's process, or in each shard.
     With `dated_batch_id` (the nightly deployment), the batch id is `<manifest batch>-<YYYY-MM-DD>` of
     the scheduled start in UTC, so each night has its own folder; pass `batch_id` to resume one.
+    The run is renamed to its batch id once the manifest is read, and ends in the batch's outcome state.
     """
     store_url = store_url or default_store_url()
     evict_environments_task()  # repository environments unused too long, or past the cache's size
     manifest = load_manifest_task(manifest_path)
     if batch_id is None and dated_batch_id:
         batch_id = dated_id(manifest.batch, flow_run.scheduled_start_time)
+    batch_id = batch_id or manifest.batch
+    name_run_task(batch_id)
     loaded_roster = resolve_roster_task(roster)
     policy = Policy(max_rounds=max_rounds, task_budget_usd=task_budget_usd)
-    return batch_pipeline(
+    return batch_run(
         manifest, loaded_roster, store_url, policy, max_parallel=max_parallel, batch_id=batch_id,
         batch_budget_usd=batch_budget_usd, fan_out_deployment=task_deployment if fan_out else None,
         shard_size=shard_size,
@@ -363,7 +386,7 @@ def _run_tasks(
 
 def _pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext) -> TaskResult:
     try:
-        return task_pipeline(spec, roster, policy, run)
+        return result_of(run_task_pipeline(spec, roster, policy, run))
     except Exception as exc:  # a crashed subflow is reported, never dropped
         reason = f"pipeline crashed: {type(exc).__name__}: {exc}"
         run.report(spec.id, TaskStatus.error.value, reason, done=True)

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 
 from prefect import flow, tags
+from prefect.client.schemas.objects import State
 
 from quorum.domain.artifacts import (
     context_artifacts,
@@ -42,6 +43,7 @@ from quorum.domain.models import (
     TaskStatus,
     VerificationReport,
 )
+from quorum.domain.outcome_states import task_state_spec
 from quorum.domain.policy import AggregationInput, Policy
 from quorum.domain.results import render_task_markdown, ui_key
 from quorum.domain.resume import spec_digest
@@ -53,6 +55,8 @@ from quorum.flows.environment import ENV_ERROR, prepare_environment
 from quorum.flows.verify import verify_acceptance, verify_round
 from quorum.llm.client import StructuredOutputError
 from quorum.llm.pricing import litellm_price
+from quorum.prefect_api.result_cache import cache_storage
+from quorum.prefect_api.states import state_for
 from quorum.stages.plan import render_plan_markdown
 from quorum.stages.prompting import stable_text
 from quorum.stages.review import render_tool_report
@@ -78,8 +82,13 @@ from quorum.verify.sarif import to_sarif
 
 
 @flow(name="quorum-task", flow_run_name="{spec.id}", log_prints=True)
-def task_pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext) -> TaskResult:
-    """Run one task to a final outcome; infrastructure failures become an `error` result, never a crash."""
+def task_pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext) -> State:
+    """Run one task to a final outcome; infrastructure failures become an `error` result, never a crash.
+
+    The run ends in a state named by the outcome (quorum.domain.outcome_states: `Resolved` is green,
+    `Escalated`/`Failed` red, `Error` orange, `Skipped` grey) whose result is the `TaskResult`: call it
+    with `return_state=True` and take the result with `quorum.prefect_api.states.result_of`.
+    """
     ledger = TaskLedger(run.budget, run.started_at)
     work_root = tempfile.mkdtemp(prefix=f"quorum-{spec.id}-")
     run.report(spec.id, "started")
@@ -99,7 +108,14 @@ def task_pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContex
     )
     emit_task_event_task(result, run.store_url)
     run.report(spec.id, result.status.value, result.reason, done=True)
-    return result
+    return state_for(task_state_spec(result.status, result.reason), result)
+
+
+def run_task_pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext) -> State:
+    """`task_pipeline` as a subflow whose LLM stages persist to the run's shared cache (quorum.prefect_api.result_cache),
+    so whichever process runs it, on whichever machine, a call already paid is served from there. Returns its state."""
+    cached = task_pipeline.with_options(result_storage=cache_storage(run.store, run.store_url))
+    return cached(spec, roster, policy, run, return_state=True)
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 
 from prefect import flow
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
 from quorum.domain.budget import UNLIMITED
 from quorum.domain.run import RunContext
-from quorum.flows.pipeline import task_pipeline
+from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount
 from quorum.tasks.request import read_request_task
 from quorum.tasks.store import open_store_task
-from quorum.domain.models import TaskResult
 from quorum.inputs.requests import TaskRequest
 from quorum.domain.roster import Roster
 from quorum.store import default_store_url
@@ -47,8 +47,9 @@ def task_request(
     run_started_at: float | None = None,
     check_limits: bool = True,
     budget_account: str | None = None,
-) -> TaskResult:
-    """One (repository, task) pair through the pipeline.
+) -> State:
+    """One (repository, task) pair through the pipeline; the run ends in the task's outcome state (`Resolved`,
+    `Escalated`, ...; quorum.domain.outcome_states) with the `TaskResult` as its result.
 
     `roster` is a shipped name, a file, `block:<name>` or a roster; the store defaults to $QUORUM_STORE,
     else `.quorum` in the working directory. `budget_account` names the spend account of the batch
@@ -67,4 +68,4 @@ def task_request(
     account = PrefectSpendAccount(budget_account) if budget_account else UNLIMITED
     run = RunContext(batch_id=batch_id, store_url=store_url, store=open_store_task(store_url), started_at=started,
                      budget=account)  # fmt: skip
-    return task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), run)
+    return run_task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), run)

@@ -20,6 +20,11 @@ class QuorumSettings(BaseSettings):
         default=".quorum",
         description="QUORUM_STORE: the artifact store a run uses when it names none (folder, s3://bucket/prefix or block:<name>).",
     )
+    cache: str | None = Field(
+        default=None,
+        description="QUORUM_CACHE: where the LLM stages' results are persisted, so no call is paid twice (a folder or "
+        "s3://bucket/prefix, shared by the CLI and every worker); unset: the `cache/` folder of the run's artifact store.",
+    )
     s3_endpoint_url: str | None = Field(
         default=None, description="QUORUM_S3_ENDPOINT_URL: an S3-compatible endpoint (else boto3's own resolution)."
     )

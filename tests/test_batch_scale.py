@@ -387,7 +387,7 @@ def test_a_crashed_task_pipeline_leaves_its_error_result_in_the_store(tmp_path, 
     def crash(*_args, **_kwargs):
         raise RuntimeError("Unable to acquire concurrency slots: 503 Service Unavailable")
 
-    monkeypatch.setattr(batch, "task_pipeline", crash)
+    monkeypatch.setattr(batch, "run_task_pipeline", crash)
     store = open_store(str(tmp_path / "store"))
     run = RunContext(batch_id="b", store_url=str(tmp_path / "store"), store=store, started_at=0.0, budget=UNLIMITED)
     result = batch._pipeline(TaskSpec(id="t1", repo="r", task="x"), None, None, run)  # type: ignore[arg-type]

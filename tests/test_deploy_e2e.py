@@ -19,7 +19,7 @@ from tests.support.devstack import REPO_ROOT, LocalPrefectStack
 BATCH = "quorum-batch-from-files/nightly"
 REQUEST = "quorum-task-request/on-request"
 SHARD = "quorum-batch-shard/shard"
-DEMO_CALLS = 13  # LLM calls of a cold demo batch (see tests/test_flow.py)
+DEMO_CALLS = 16  # LLM calls of a cold demo batch: localize, plan, per round implement + reviews (tests/test_flow.py)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,8 @@ def test_deploy_registers_schedule_and_event_trigger(stack):
 def test_batch_fans_out_over_both_workers(stack):
     run_id = stack.run_deployment(BATCH, {"fan_out": True, "batch_id": "e2e-fanout", "max_parallel": 3})
     run = stack.wait_final(run_id, timeout_s=600)
-    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert (run["state"]["type"], run["state"]["name"]) == ("FAILED", "2 resolved · 1 escalated"), run["state"]
+    assert run["name"] == "e2e-fanout"
 
     report = read_json(stack.store / "runs/e2e-fanout/report.json")
     assert report["mode"] == "fan-out"
@@ -87,7 +88,8 @@ def test_batch_fans_out_over_both_workers(stack):
     # three tasks over two workers: shards of one task each, so each shard run is named by its task
     task_runs = [r for r in stack.flow_runs(deployment=SHARD) if r["parameters"].get("batch_id") == "e2e-fanout"]
     assert sorted(r["name"] for r in task_runs) == sorted(outcomes)
-    assert all(r["state"]["type"] == "COMPLETED" for r in task_runs)
+    assert {r["name"]: r["state"]["name"] for r in task_runs} == {
+        "textkit-slugify": "1 resolved", "filestats-count-lines": "1 resolved", "userdir-permission-cache": "1 escalated"}
     assert all(r["parent_task_run_id"] for r in task_runs), "task runs should show under the batch run"
 
     ran = {r["id"] for r in task_runs} | {run_id}
@@ -96,8 +98,24 @@ def test_batch_fans_out_over_both_workers(stack):
     assert by_a | by_b == ran
 
 
-def test_event_triggers_the_single_task_deployment(stack):
+def test_event_triggers_the_single_task_deployment_which_reuses_the_cli_cache(stack, tmp_path):
+    """The same task first through the CLI (its own home, its own Prefect result folder), then through the
+    on-request deployment on a worker: the worker's run is served every call from the store's cache."""
+    import subprocess
+
     examples = REPO_ROOT / "examples" / "textkit"
+    cli_env = {**stack.env, "HOME": str(tmp_path / "cli-home"), "PREFECT_HOME": str(tmp_path / "cli-home/.prefect"),
+               "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "cli-results")}  # fmt: skip
+    cli = subprocess.run(
+        [str(Path(sys.executable).with_name("quorum")), "run", "--id", "event-textkit", "--repo", str(examples / "repo"),
+         "--task-file", str(examples / "task.md"), "--script", str(examples / "script.yaml"),
+         "--acceptance", str(examples / "acceptance"), "--store", str(stack.store)],
+        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    by_cli = read_json(stack.store / "runs/single/event-textkit/result.json")["cost"]["total"]
+    assert by_cli["fresh_calls"] == by_cli["calls"] > 0
+
     stack.python(
         "from quorum.domain.events import task_requested_event\nfrom quorum.prefect_api.events import emit\n"
         f"event = task_requested_event({str(examples / 'repo')!r}, {(examples / 'task.md').read_text()!r},"
@@ -112,9 +130,11 @@ def test_event_triggers_the_single_task_deployment(stack):
         time.sleep(1)
     assert len(runs) == 1, "the event should start exactly one run of the single-task deployment"
     run = stack.wait_final(runs[0]["id"], timeout_s=300)
-    assert run["state"]["type"] == "COMPLETED", run["state"]
+    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Resolved"), run["state"]
     result = read_json(stack.store / "runs/requests/event-textkit/result.json")
     assert result["status"] == "resolved"
+    by_worker = result["cost"]["total"]
+    assert by_worker["calls"] == by_cli["calls"] and by_worker["fresh_calls"] == 0, by_worker
 
 
 def _bare_repo(tmp_path: Path, source: Path) -> str:
@@ -216,16 +236,24 @@ def test_killed_worker_batch_resumes_without_paying_twice(stack):
     assert not (stack.store / "runs/e2e-resume/report.json").exists()
 
     holder = next(w for w in ("worker-a", "worker-b") if first in submitted_by(stack, w))
-    survivor = "worker-b" if holder == "worker-a" else "worker-a"
+    other = "worker-b" if holder == "worker-a" else "worker-a"
     stack.hard_kill(holder)
     time.sleep(3)
     assert not (stack.store / "runs/e2e-resume/report.json").exists(), "the killed batch must not have finished"
     assert stack.flow_run(first)["state"]["type"] == "RUNNING"  # what a crashed machine leaves behind
 
+    # the resume runs on a worker of another "machine": its own home, its own Prefect result folder
+    stack.kill(other)
+    elsewhere = stack.home / "elsewhere"
+    stack.env["PREFECT_LOGGING_LEVEL"] = "INFO"
+    stack.start_worker("worker-c", limit=2, env={
+        **stack.env, "HOME": str(elsewhere), "PREFECT_HOME": str(elsewhere / ".prefect"),
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(elsewhere / "results")})  # fmt: skip
+    stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
     second = stack.run_deployment(BATCH, params)
     run = stack.wait_final(second, timeout_s=600)
-    assert run["state"]["type"] == "COMPLETED", run["state"]
-    assert second in submitted_by(stack, survivor)
+    assert (run["state"]["type"], run["state"]["name"]) == ("FAILED", "2 resolved · 1 escalated"), run["state"]
+    assert second in submitted_by(stack, "worker-c")
 
     report = read_json(stack.store / "runs/e2e-resume/report.json")
     by_id = {r["task_id"]: r for r in read_rows(stack.store / report["rows"])}
@@ -235,4 +263,10 @@ def test_killed_worker_batch_resumes_without_paying_twice(stack):
     assert kept["cost"]["total"]["calls"] > 0 and kept["cost"]["total"]["fresh_calls"] == 0
     assert {r["status"] for r in by_id.values()} == {"resolved", "escalated"}
     assert report["fresh_llm_calls"] < DEMO_CALLS - kept["cost"]["total"]["calls"] + 1
+
+    # every call either run paid is in the store's cache: the same tasks as a new batch pay nothing
+    third = stack.wait_final(stack.run_deployment(BATCH, {"batch_id": "e2e-resume-again", "max_parallel": 3}), timeout_s=600)
+    assert third["state"]["name"] == "2 resolved · 1 escalated", third["state"]
+    again = read_json(stack.store / "runs/e2e-resume-again/report.json")
+    assert again["fresh_llm_calls"] == 0 and again["cached_llm_calls"] == DEMO_CALLS, again
     assert os.environ.get("QUORUM_STORE") is None  # the stack's settings stayed in its own processes

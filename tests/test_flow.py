@@ -161,7 +161,41 @@ def test_batch_writes_its_artifacts_to_s3(prefect_harness, tmp_path, monkeypatch
         report = batch_pipeline(one, load_roster("scripted"), "s3://quorum-test/nightly", Policy())
         keys = {o["Key"] for o in boto3.client("s3", region_name="us-east-1").list_objects_v2(Bucket="quorum-test")["Contents"]}
         rows = report_rows(report)
+        # the LLM stages' cache is in the bucket too: the same task in another batch (another process's home
+        # would do the same) pays no call
+        again = batch_pipeline(one, load_roster("scripted"), "s3://quorum-test/nightly", Policy(), batch_id="s3demo-again")
     assert rows[0].status.value == "resolved"
+    assert any(key.startswith("nightly/cache/") for key in keys)
+    assert report.fresh_llm_calls > 0 and again.fresh_llm_calls == 0
+    assert again.cached_llm_calls == report.fresh_llm_calls
     for key in ("runs/s3demo/report.json", "runs/s3demo/textkit-slugify/result.json",
                 "runs/s3demo/textkit-slugify/1/plan.md", "runs/s3demo/textkit-slugify/1/patch.diff"):  # fmt: skip
         assert f"nightly/{key}" in keys
+
+
+def test_each_run_ends_in_a_state_named_by_its_outcome(demo_runs):
+    """The runs list tells outcomes apart: a task's run is named by its id and its state by its outcome
+    (green Resolved, red Escalated); the batch's run is named by the batch id, its state by the counts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId, FlowRunFilterParentTaskRunId,
+    )  # fmt: skip
+
+    store, cold, _ = demo_runs
+    with get_client(sync_client=True) as client:
+        batches = [r for r in client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["quorum-batch"])))
+                   if r.parameters.get("store_url") == str(store)]  # fmt: skip
+        # each task's run is a subflow: its parent is a task run of one of these batch runs
+        parents = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[r.id for r in batches])))
+        tasks = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_task_run_id=FlowRunFilterParentTaskRunId(any_=[t.id for t in parents])))  # fmt: skip
+    assert len(tasks) == 2 * len(EXPECTED) and len(batches) == 2  # cold and warm
+    expected = {"Resolved": "COMPLETED", "Escalated": "FAILED"}
+    for run in tasks:
+        name = {"resolved": "Resolved", "escalated": "Escalated"}[EXPECTED[run.name][0]]
+        assert (run.state.name, run.state.type.value) == (name, expected[name]), run.name
+        assert run.state.message.startswith(EXPECTED[run.name][0])
+    for run in batches:
+        assert run.name == "demo"
+        assert (run.state.name, run.state.type.value) == ("2 resolved · 1 escalated", "FAILED")
+        assert run.state.message.startswith("batch demo: 3 task(s)")

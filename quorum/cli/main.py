@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--roster", default=None, help="shipped roster name (scripted, default), a roster YAML file, or block:<name>")
         p.add_argument("--store", default=DEFAULT_STORE, help="artifact store: a folder, s3://bucket/prefix or block:<name> (default: .quorum)")
-        p.add_argument("--cache-dir", default=None, help="where Prefect persists cached results (default: <store>/cache for a folder store, else .quorum/cache)")
+        p.add_argument("--cache-dir", default=None, help="where the LLM stages persist their results (default: $QUORUM_CACHE, else the store's cache/ folder or prefix)")
         p.add_argument("--max-rounds", type=int, default=3, help="implementation rounds before a task fails (default: 3)")
         p.add_argument("--task-budget", type=float, default=None, metavar="USD", help="stop a task once it has spent this much")
         p.add_argument("--verbose", action="store_true", help="show Prefect's own logs")
@@ -215,7 +215,9 @@ def _configure_prefect(args: argparse.Namespace) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
     cache_dir = args.cache_dir
-    if cache_dir is None:
+    if cache_dir is not None:  # the pipeline's LLM stages persist there too (quorum.prefect_api.result_cache)
+        os.environ.setdefault("QUORUM_CACHE", str(Path(cache_dir).resolve()))
+    else:
         is_folder = "://" not in args.store and not args.store.startswith("block:")
         cache_dir = str(Path(args.store if is_folder else DEFAULT_STORE) / "cache")
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(Path(cache_dir).resolve()))

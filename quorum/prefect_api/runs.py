@@ -123,3 +123,11 @@ def watch_runs(
                         yield RunEnded(run, why)
             if pending:
                 time.sleep(poll_s)
+
+
+def rename_flow_run(flow_run_id: Any, name: str) -> None:
+    """Give a running flow run its name once it is known (a nightly run learns its batch id from its manifest)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run_id, name=name)
