@@ -49,8 +49,9 @@ from quorum.domain.run import RunContext
 from quorum.domain.shards import assign_shards, shard_size as default_shard_size, shard_timeout_s
 from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount, close_batch_account, open_batch_account
+from quorum.prefect_api.crash import on_batch_crashed
 from quorum.prefect_api.runs import MISSED_HEARTBEATS, watch_runs
-from quorum.prefect_api.states import result_of, state_for
+from quorum.prefect_api.states import result_of, same_outcome, state_for
 from quorum.store import default_store_url
 from quorum.store.batches import RowSpool
 from quorum.tasks.environment import evict_environments_task
@@ -67,6 +68,7 @@ from quorum.tasks.manifest import load_manifest_task
 from quorum.tasks.roster import check_roster_task, resolve_roster_task
 from quorum.tasks.store import (
     kept_results_task,
+    save_rejected_task,
     open_store_task,
     read_batch_inputs_task,
     read_specs_task,
@@ -123,11 +125,12 @@ def batch_run(
     """`batch_pipeline`, returning the `quorum-batch` run's final state (named by its counts; the report is its result)."""
     batch_id = batch_id or manifest.batch
     store = open_store_task(store_url)
-    write_batch_inputs_task(store, batch_id, manifest.source, manifest.tasks, roster, effective_policy(policy, roster))
+    write_batch_inputs_task(store, batch_id, manifest.source, manifest.tasks, roster, effective_policy(policy, roster),
+                            manifest.rejected)  # fmt: skip
     return batch_flow(store_url, batch_id, return_state=True, **options)
 
 
-@flow(name="quorum-batch", flow_run_name="{batch_id}", log_prints=True)
+@flow(name="quorum-batch", flow_run_name="{batch_id}", log_prints=True, on_crashed=[on_batch_crashed])
 def batch_flow(
     store_url: str,
     batch_id: str,
@@ -156,7 +159,7 @@ def batch_flow(
     check_roster_task(roster)
     ensure_limits_task(roster)
     mode = "fan-out" if fan_out_deployment else "in-process"
-    emit_batch_started_task(batch_id, inputs.tasks, roster.name, store_url, mode)
+    emit_batch_started_task(batch_id, inputs.tasks + len(inputs.rejected), roster.name, store_url, mode)
 
     specs = read_specs_task(store, inputs)
     digests = {spec.id: spec_digest(spec, roster, policy) for spec in specs}
@@ -167,9 +170,13 @@ def batch_flow(
     run = RunContext(batch_id=batch_id, store_url=store_url, store=store, started_at=started, budget=account,
                      progress=progress or ignore_progress)  # fmt: skip
 
-    rows = _Rows({spec.id: index for index, spec in enumerate(specs)})
+    rows = _Rows({task_id: index for index, task_id in enumerate([s.id for s in specs] + [r.id for r in inputs.rejected])})
     for task_id, row in kept.items():
         rows.add_row(task_id, row)
+    if inputs.rejected:  # entries of the manifest that cannot run: each an error with its reason, the rest run
+        for result in save_rejected_task(store, batch_id, inputs.rejected):
+            rows.add(result)
+            run.report(result.task_id, result.status.value, result.reason, done=True)
     pending = [spec for spec in specs if spec.id not in kept]
     shards = 0
     try:
@@ -243,7 +250,7 @@ def batch_shard(
     return state_for(batch_state_spec(f"{batch_id} {shard}".strip(), counts), dict(counts))
 
 
-@flow(name="quorum-batch-from-files", log_prints=True)
+@flow(name="quorum-batch-from-files", log_prints=True, on_crashed=[on_batch_crashed])
 def batch_from_files(
     manifest_path: str = "examples/demo.yaml",
     roster: str = "scripted",
@@ -278,11 +285,11 @@ def batch_from_files(
     name_run_task(batch_id)
     loaded_roster = resolve_roster_task(roster)
     policy = Policy(max_rounds=max_rounds, task_budget_usd=task_budget_usd)
-    return batch_run(
+    return same_outcome(batch_run(
         manifest, loaded_roster, store_url, policy, max_parallel=max_parallel, batch_id=batch_id,
         batch_budget_usd=batch_budget_usd, fan_out_deployment=task_deployment if fan_out else None,
         shard_size=shard_size,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 # ----- running tasks: in the batch's process, or in a shard's -----------------------------------------

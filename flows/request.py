@@ -16,6 +16,7 @@ from quorum.domain.budget import UNLIMITED
 from quorum.domain.run import RunContext
 from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount
+from quorum.prefect_api.states import same_outcome
 from quorum.tasks.request import read_request_task
 from quorum.tasks.store import open_store_task
 from quorum.inputs.requests import TaskRequest
@@ -68,4 +69,4 @@ def task_request(
     account = PrefectSpendAccount(budget_account) if budget_account else UNLIMITED
     run = RunContext(batch_id=batch_id, store_url=store_url, store=open_store_task(store_url), started_at=started,
                      budget=account)  # fmt: skip
-    return run_task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), run)
+    return same_outcome(run_task_pipeline(spec, loaded, policy or Policy(max_rounds=max_rounds), run))

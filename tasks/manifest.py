@@ -10,4 +10,5 @@ from quorum.inputs.manifests import load_manifest
 
 @task(name="load-manifest", task_run_name="manifest · {manifest_path}")
 def load_manifest_task(manifest_path: str) -> Manifest:
-    return load_manifest(manifest_path)
+    """The manifest, keeping going past entries that cannot run (each becomes an `error` in the report)."""
+    return load_manifest(manifest_path, keep_going=True)

@@ -8,7 +8,7 @@ from prefect.cache_policies import NONE
 from quorum.blocks.refs import open_store_ref
 from quorum.domain.artifacts import report_key, report_rows_key
 from quorum.domain.batch_inputs import BatchInputs
-from quorum.domain.manifest import TaskSpec
+from quorum.domain.manifest import RejectedTask, TaskSpec
 from quorum.domain.models import BatchReport, ReportRow, TaskResult
 from quorum.domain.policy import Policy
 from quorum.domain.report import report_row
@@ -21,6 +21,7 @@ from quorum.store.batches import (
     read_inputs,
     read_rows,
     read_specs,
+    save_rejected,
     write_inputs,
     write_predictions,
     write_rows,
@@ -52,10 +53,11 @@ def kept_results_task(store: ArtifactStore, batch_id: str, digests: dict[str, st
 
 @task(name="write-batch-inputs", task_run_name="inputs · {batch_id}", retries=2, retry_delay_seconds=[1, 2], cache_policy=NONE)
 def write_batch_inputs_task(
-    store: ArtifactStore, batch_id: str, source: str, specs: list[TaskSpec], roster: Roster, policy: Policy
-) -> BatchInputs:
+    store: ArtifactStore, batch_id: str, source: str, specs: list[TaskSpec], roster: Roster, policy: Policy,
+    rejected: list[RejectedTask] | None = None,
+) -> BatchInputs:  # fmt: skip
     """The batch's inputs into the store, so every run of it takes them by reference, never as parameters."""
-    return write_inputs(store, batch_id, source, specs, roster, policy)
+    return write_inputs(store, batch_id, source, specs, roster, policy, rejected or ())
 
 
 @task(name="read-batch-inputs", task_run_name="inputs · {batch_id}", retries=2, retry_delay_seconds=[1, 2], cache_policy=NONE)
@@ -95,3 +97,9 @@ def write_predictions_task(store: ArtifactStore, batch_id: str, specs: list[Task
     ('' when no round ran), keyed by the instance id (the task id for manifest tasks). Streamed: the
     rows from report.jsonl, the patches fetched concurrently, the file spooled to disk."""
     return write_predictions(store, batch_id, specs, read_rows(store, rows_key), model)
+
+
+@task(name="save-rejected", task_run_name="rejected tasks · {batch_id}", retries=2, retry_delay_seconds=[1, 2], cache_policy=NONE)
+def save_rejected_task(store: ArtifactStore, batch_id: str, rejected: list[RejectedTask]) -> list[TaskResult]:
+    """The manifest's entries that cannot run, each reported as an `error` with its reason."""
+    return save_rejected(store, batch_id, rejected)

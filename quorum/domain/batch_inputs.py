@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator
 
 from pydantic import BaseModel, Field
 
-from quorum.domain.manifest import TaskSpec
+from quorum.domain.manifest import RejectedTask, TaskSpec
 from quorum.domain.policy import Policy
 from quorum.domain.roster import Roster
 
@@ -29,6 +29,9 @@ class BatchInputs(BaseModel):
     tasks: int = Field(ge=0, description="Task specs in the tasks file.")
     tasks_key: str = Field(description="Store key of the task specs, one TaskSpec per JSON line, manifest order.")
     tasks_sha256: str = Field(description="Digest of the tasks file, so a reader knows it has the batch's own copy.")
+    rejected: list[RejectedTask] = Field(
+        default_factory=list, description="Manifest entries that cannot run: the batch reports each as an error."
+    )
 
 
 def effective_policy(policy: Policy | None, roster: Roster) -> Policy:
@@ -67,8 +70,12 @@ def _id_of(line: str) -> str | None:
     return line[len(prefix) : end] if end > 0 else None
 
 
-def batch_inputs(batch_id: str, source: str, roster: Roster, policy: Policy, tasks_key: str, tasks_text: str) -> BatchInputs:
+def batch_inputs(
+    batch_id: str, source: str, roster: Roster, policy: Policy, tasks_key: str, tasks_text: str,
+    rejected: Iterable[RejectedTask] = (),
+) -> BatchInputs:  # fmt: skip
     return BatchInputs(
+        rejected=list(rejected),
         batch_id=batch_id,
         source=source,
         roster=roster,

@@ -31,6 +31,7 @@ TASK_ERROR = "quorum.task.error"
 TASK_SKIPPED = "quorum.task.skipped"
 BATCH_STARTED = "quorum.batch.started"
 BATCH_COMPLETED = "quorum.batch.completed"
+BATCH_CRASHED = "quorum.batch.crashed"
 REPO_PUSHED = "quorum.repo.pushed"
 
 # Task status value -> event name (string keys, so the map does not depend on which statuses exist).
@@ -42,7 +43,7 @@ TASK_EVENTS: dict[str, str] = {
     "error": TASK_ERROR,
     "skipped": TASK_SKIPPED,
 }
-ALL_EVENTS = frozenset({TASK_REQUESTED, BATCH_STARTED, BATCH_COMPLETED, REPO_PUSHED, *TASK_EVENTS.values()})
+ALL_EVENTS = frozenset({TASK_REQUESTED, BATCH_STARTED, BATCH_COMPLETED, BATCH_CRASHED, REPO_PUSHED, *TASK_EVENTS.values()})
 
 REPO_URL_LABEL = "quorum.repo.url"
 MAX_TEXT = 65_536  # GitHub's own cap on an issue body; a task text longer than this is cut and flagged
@@ -184,6 +185,7 @@ def batch_completed_event(report: BatchReport, *, report_key: str | None = None)
         "simulated": report.cost.simulated,
         "fresh_llm_calls": report.fresh_llm_calls,
         "cached_llm_calls": report.cached_llm_calls,
+        "reused_results": report.reused_results,
         "duration_s": round(report.finished_at - report.started_at, 3),
         "roster": report.roster,
         "store": redact_url(report.store),
@@ -251,3 +253,20 @@ def repo_pushed_event(
             "compare_url": compare_url,
         },
     )
+
+
+def resume_hint(batch_id: str, deployment: str = "quorum-batch-from-files/nightly") -> str:
+    """What to do after a batch crashed: run it again with its id (finished tasks are kept, paid calls cached)."""
+    return (
+        f"nothing finished is lost: resume batch {batch_id!r} by running it again with the same id, "
+        f"e.g. `prefect deployment run '{deployment}' --param batch_id={batch_id}` (or in the UI: Run > Custom run, "
+        f"batch_id = {batch_id}), or `quorum batch <manifest> --batch-id {batch_id}`; its finished tasks are kept "
+        "and every LLM call already paid is served from the cache"
+    )
+
+
+def batch_crashed_event(batch_id: str, *, message: str, flow_run_id: str = "") -> QuorumEvent:
+    """`quorum.batch.crashed`: the batch's process ended before its report (the worker stopped or died)."""
+    payload = {"batch_id": batch_id, "message": _cut(message, 500), "resume": resume_hint(batch_id),
+               "flow_run_id": flow_run_id}  # fmt: skip
+    return QuorumEvent(event=BATCH_CRASHED, resource=batch_resource(batch_id), payload=payload)

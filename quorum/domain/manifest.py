@@ -113,12 +113,24 @@ class _Manifest(BaseModel):
     environment: TaskEnvironment = Field(default_factory=TaskEnvironment, description="Added to every task's environment.")
 
 
+class RejectedTask(BaseModel):
+    """A manifest entry that cannot run (its repository is missing, its task file unreadable...): a batch that
+    keeps going reports it as an `error` with this reason instead of refusing the whole manifest."""
+
+    id: str
+    repo: str = ""
+    reason: str
+
+
 class Manifest(BaseModel):
     batch: str
     roster: str | None
     source: str
     tasks: list[TaskSpec]
     instances: str | None = Field(default=None, description="Absolute path of the instances file, when one was named.")
+    rejected: list[RejectedTask] = Field(
+        default_factory=list, description="Entries set aside by a lenient load (a deployment's), each with its reason."
+    )
 
 
 def _describe_location(raw: dict, loc: tuple) -> str:

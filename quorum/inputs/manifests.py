@@ -13,6 +13,7 @@ from quorum.domain.manifest import (
     InstanceTests,
     Manifest,
     ManifestError,
+    RejectedTask,
     TaskEnvironment,
     TaskSpec,
     _describe_location,
@@ -22,14 +23,16 @@ from quorum.domain.manifest import (
 )
 
 
-def load_manifest(path: str | Path, *, base: Path | None = None) -> Manifest:
+def load_manifest(path: str | Path, *, base: Path | None = None, keep_going: bool = False) -> Manifest:
     """A manifest from a file, or from S3 (`s3://bucket/key.yaml`, read with boto3).
 
     Relative paths in a file manifest resolve against its folder; in an S3 manifest, against
     `base` (default: the working directory, which is QUORUM_HOME for deployment runs).
+    With `keep_going` (deployments), an entry that cannot run is set aside in `Manifest.rejected`
+    with its reason instead of failing the load; a manifest that is not one at all still fails.
     """
     if str(path).startswith("s3://"):
-        return _load_s3_manifest(str(path), base or Path.cwd())
+        return _load_s3_manifest(str(path), base or Path.cwd(), keep_going)
     manifest_path = Path(path)
     if not manifest_path.is_file():
         raise ManifestError(f"manifest {manifest_path} does not exist")
@@ -38,11 +41,12 @@ def load_manifest(path: str | Path, *, base: Path | None = None) -> Manifest:
     except yaml.YAMLError as exc:
         raise ManifestError(f"manifest {manifest_path} is not valid YAML: {exc}") from exc
     return parse_manifest(
-        raw, base=manifest_path.resolve().parent, label=f"manifest {manifest_path}", source=str(manifest_path.resolve())
-    )
+        raw, base=manifest_path.resolve().parent, label=f"manifest {manifest_path}", source=str(manifest_path.resolve()),
+        keep_going=keep_going,
+    )  # fmt: skip
 
 
-def _load_s3_manifest(uri: str, base: Path) -> Manifest:
+def _load_s3_manifest(uri: str, base: Path, keep_going: bool = False) -> Manifest:
     from quorum.store import ArtifactNotFound, open_store
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -60,11 +64,14 @@ def _load_s3_manifest(uri: str, base: Path) -> Manifest:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ManifestError(f"manifest {uri} is not valid YAML: {exc}") from exc
-    return parse_manifest(raw, base=base.resolve(), label=f"manifest {uri}", source=uri)
+    return parse_manifest(raw, base=base.resolve(), label=f"manifest {uri}", source=uri, keep_going=keep_going)
 
 
-def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manifest:
-    """Validate manifest data; relative paths resolve against `base`, errors start with `label`."""
+def parse_manifest(raw: object, *, base: Path, label: str, source: str, keep_going: bool = False) -> Manifest:
+    """Validate manifest data; relative paths resolve against `base`, errors start with `label`.
+
+    With `keep_going`, an entry whose files do not resolve goes to `rejected` (with the error) instead of
+    raising; the manifest's shape (a mapping, a tasks list, unique ids) is still checked whole."""
     if not isinstance(raw, dict):
         raise ManifestError(f"{label} must be a mapping with a 'tasks' list")
     try:
@@ -80,12 +87,18 @@ def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manif
         raise ManifestError(f"{label}: give 'tasks' (a list) or 'instances' (a SWE-bench .jsonl file), or both")
     seen: set[str] = set()
     specs = []
+    rejected: list[RejectedTask] = []
     for entry in parsed.tasks:
         entry_label = f"{label}: task {entry.id!r}"
         if entry.id in seen:
             raise ManifestError(f"{entry_label}: duplicate task id")
         seen.add(entry.id)
-        specs.append(_resolve_entry(entry, base, entry_label, parsed.environment))
+        try:
+            specs.append(_resolve_entry(entry, base, entry_label, parsed.environment))
+        except ManifestError as exc:
+            if not keep_going:
+                raise
+            rejected.append(RejectedTask(id=entry.id, repo=entry.repo, reason=str(exc)))
     instances_path = None
     if parsed.instances:
         instances_path = (base / parsed.instances).resolve()
@@ -96,7 +109,7 @@ def parse_manifest(raw: object, *, base: Path, label: str, source: str) -> Manif
             specs.append(spec)
     return Manifest(
         batch=parsed.batch, roster=parsed.roster, source=source, tasks=specs,
-        instances=str(instances_path) if instances_path else None,
+        instances=str(instances_path) if instances_path else None, rejected=rejected,
     )  # fmt: skip
 
 

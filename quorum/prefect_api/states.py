@@ -25,3 +25,11 @@ def result_of(state: State) -> Any:
     if isinstance(value, BaseException):
         raise value
     return value
+
+
+def same_outcome(state: State) -> State:
+    """A new state like a subflow's final one (type, name, message, result), for its parent run to end in.
+
+    A flow that returns its subflow's state object ends in a copy with the default name (`Failed`), so the
+    parent builds its own."""
+    return state_for(RunStateSpec(type=state.type.value, name=state.name, message=state.message or ""), result_of(state))

@@ -27,12 +27,13 @@ from quorum.domain.artifacts import (
     batch_tasks_key,
     predictions_jsonl,
     predictions_key,
+    result_key,
     round_prefix,
     slug,
 )
 from quorum.domain.batch_inputs import BatchInputs, batch_inputs, decode_specs, encode_specs
-from quorum.domain.manifest import TaskSpec
-from quorum.domain.models import ReportRow, TaskResult
+from quorum.domain.manifest import RejectedTask, TaskSpec
+from quorum.domain.models import ReportRow, TaskResult, TaskStatus
 from quorum.domain.policy import Policy
 from quorum.domain.report import decode_rows, encode_row
 from quorum.domain.roster import Roster
@@ -44,13 +45,14 @@ class BatchInputsMissing(LookupError):
 
 
 def write_inputs(
-    store: ArtifactStore, batch_id: str, source: str, specs: Iterable[TaskSpec], roster: Roster, policy: Policy
-) -> BatchInputs:
+    store: ArtifactStore, batch_id: str, source: str, specs: Iterable[TaskSpec], roster: Roster, policy: Policy,
+    rejected: Iterable[RejectedTask] = (),
+) -> BatchInputs:  # fmt: skip
     """Write the batch's specs, then its inputs record (which names them): a reader never sees one without the other."""
     text = encode_specs(specs)
     key = batch_tasks_key(batch_id)
     store.put_text(key, text, "application/x-ndjson")
-    inputs = batch_inputs(batch_id, source, roster, policy, key, text)
+    inputs = batch_inputs(batch_id, source, roster, policy, key, text, rejected)
     store.put_text(batch_inputs_key(batch_id), inputs.model_dump_json(indent=2) + "\n")
     return inputs
 
@@ -187,3 +189,15 @@ def write_predictions(
         return store.put_file(predictions_key(batch_id), name)
     finally:
         os.unlink(name)
+
+
+def save_rejected(store: ArtifactStore, batch_id: str, rejected: Iterable[RejectedTask]) -> list[TaskResult]:
+    """Each manifest entry that cannot run, as an `error` result.json with the manifest's reason (never dropped)."""
+    results = []
+    for entry in rejected:
+        key = result_key(batch_id, entry.id)
+        result = TaskResult(batch_id=batch_id, task_id=entry.id, repo=entry.repo, status=TaskStatus.error,
+                            reason=f"not run: {entry.reason}", artifacts={"result": key})  # fmt: skip
+        store.put_text(key, result.model_dump_json(indent=2) + "\n")
+        results.append(result)
+    return results
