@@ -16,11 +16,12 @@ from quorum.domain.budget import UNLIMITED
 from quorum.domain.run import RunContext
 from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount
-from quorum.prefect_api.states import same_outcome
-from quorum.tasks.request import read_request_task
+from quorum.prefect_api.states import same_outcome, state_for
+from quorum.tasks.request import read_request_task, refuse_request_task
 from quorum.tasks.store import open_store_task
 from quorum.inputs.requests import TaskRequest
-from quorum.domain.roster import Roster
+from quorum.domain.outcome_states import task_state_spec
+from quorum.domain.roster import Roster, request_refusal
 from quorum.store import default_store_url
 from quorum.domain.policy import Policy
 from quorum.tasks.limits import ensure_limits_task
@@ -63,6 +64,10 @@ def task_request(
     )  # fmt: skip
     spec = read_request_task(request)
     loaded = resolve_roster_task(roster) if isinstance(roster, str) else roster
+    refusal = request_refusal(loaded, has_script=bool(spec.script))
+    if refusal:  # fail fast: no workspace, no environment, no call; the request is still recorded as an error
+        result = refuse_request_task(spec, batch_id, store_url, refusal)
+        return state_for(task_state_spec(result.status, result.reason), result)
     if check_limits:  # a batch that fans out has done both already, for all its tasks
         check_roster_task(loaded)
         ensure_limits_task(loaded)

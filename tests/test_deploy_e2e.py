@@ -106,10 +106,11 @@ def test_event_triggers_the_single_task_deployment_which_reuses_the_cli_cache(st
     examples = REPO_ROOT / "examples" / "textkit"
     cli_env = {**stack.env, "HOME": str(tmp_path / "cli-home"), "PREFECT_HOME": str(tmp_path / "cli-home/.prefect"),
                "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "cli-results")}  # fmt: skip
+    (tmp_path / "cli-home").mkdir()
     cli = subprocess.run(
         [str(Path(sys.executable).with_name("quorum")), "run", "--id", "event-textkit", "--repo", str(examples / "repo"),
          "--task-file", str(examples / "task.md"), "--script", str(examples / "script.yaml"),
-         "--acceptance", str(examples / "acceptance"), "--store", str(stack.store)],
+         "--acceptance", str(examples / "acceptance"), "--store", str(stack.store), "--roster", "scripted"],
         cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert cli.returncode == 0, cli.stdout + cli.stderr
@@ -213,11 +214,12 @@ def test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused(stack,
     assert params["repo"] == payload["repository"]["clone_url"] and params["ref"] == "main"
     assert params["task"].startswith(payload["issue"]["title"])
     run = stack.wait_final(runs[0]["id"], timeout_s=300)
-    assert run["state"]["type"] == "COMPLETED", run["state"]
+    # The deployment's default roster is the scripted one, and a GitHub issue carries no script: the run
+    # is refused at once (orange Error, saying which parameter to change) and the refusal is recorded.
+    assert (run["state"]["type"], run["state"]["name"]) == ("CRASHED", "Error"), run["state"]
+    assert "set the deployment's `roster` parameter" in run["state"]["message"]
     result = read_json(stack.store / "runs/requests/issue-4242/result.json")
-    # The deployment's default roster is the scripted one, and a GitHub issue carries no script: the
-    # repository was cloned and the task recorded, and the missing script is the reported reason.
-    assert result["status"] == "error" and "needs a script file" in result["reason"]
+    assert result["status"] == "error" and result["reason"].startswith("refused: roster 'scripted' replays")
     assert "e2e-webhook-secret" not in stack.log_text("webhook")
 
 

@@ -90,3 +90,13 @@ def test_a_crashed_batch_says_how_to_resume_it(prefect_harness):
     payload = events[0].payload
     assert payload["batch_id"] == "crash-test-1"
     assert "batch_id=crash-test-1" in payload["resume"] and "--batch-id crash-test-1" in payload["resume"]
+
+
+def test_a_scripted_roster_refuses_a_request_without_a_script():
+    from quorum.domain.roster import request_refusal
+    from quorum.inputs.rosters import load_roster
+
+    scripted = load_roster("scripted")
+    assert "set the deployment's `roster` parameter" in request_refusal(scripted, has_script=False)
+    assert request_refusal(scripted, has_script=True) is None
+    assert request_refusal(load_roster("default"), has_script=False) is None

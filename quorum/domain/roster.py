@@ -363,3 +363,15 @@ def validation_summary(exc: ValidationError) -> str:
         message = err["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+def request_refusal(roster: Roster, has_script: bool) -> str | None:
+    """Why `roster` cannot serve a task request, or None. Script-driven models (scripted, gold) replay a file
+    that comes with each task; a request without one (a GitHub issue, say) would only reach an error later."""
+    if roster.simulated and not has_script:
+        return (
+            f"roster {roster.name!r} replays per-task scripts (its models are scripted) and this request carries no "
+            "script: set the deployment's `roster` parameter to a roster of hosted models (a shipped name, a file, or "
+            "block:<name>) with their API keys in the worker's environment"
+        )
+    return None
