@@ -394,3 +394,44 @@ def test_a_crashed_task_pipeline_leaves_its_error_result_in_the_store(tmp_path, 
     assert result.status == TaskStatus.error
     stored = TaskResult.model_validate_json(store.get_text("runs/b/t1/result.json"))
     assert stored.status == TaskStatus.error and "503 Service Unavailable" in stored.reason
+
+
+def test_the_shard_watcher_declares_a_silent_run_lost_on_a_real_server(prefect_harness):
+    """Against a real server (not a fake client): a RUNNING flow run with no heartbeat is declared lost and
+    marked Crashed once `stale_after_s` passes; a run whose heartbeats arrive is left alone."""
+    import time as _time
+    from datetime import datetime, timezone
+
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect.events import emit_event
+    from prefect.states import Running
+
+    from quorum.prefect_api.runs import watch_runs
+
+    @flow(name="quorum-watch-probe")
+    def probe() -> None: ...
+
+    with get_client(sync_client=True) as client:
+        silent, beating = (client.create_flow_run(probe, name=name) for name in ("silent", "beating"))
+        for run in (silent, beating):
+            client.set_flow_run_state(run.id, Running(), force=True)
+    started = datetime.now(timezone.utc)
+    lost = []
+    for ended in watch_runs([silent.id, beating.id], deadline_s={}, stale_after_s=4, poll_s=0.5, heartbeat_check_s=0.5):
+        lost.append((ended.flow_run.name, ended.why))
+        break  # the silent one; the beating one never ends for the watcher
+    assert lost and lost[0][0] == "silent" and lost[0][1].startswith("lost: no heartbeat")
+    # a run that beats is not lost: its heartbeat events are what the watcher reads
+    from quorum.prefect_api.runs import _last_heartbeat
+    from tests.event_helpers import wait_for_events
+
+    for _ in range(3):
+        emit_event(event="prefect.flow-run.heartbeat", resource={"prefect.resource.id": f"prefect.flow-run.{beating.id}"})
+    assert wait_for_events("prefect.flow-run.heartbeat", count=3, resource_id=f"prefect.flow-run.{beating.id}")
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(beating.id)
+        beat = _last_heartbeat(client, run)
+        assert beat is not None and (datetime.now(timezone.utc) - beat).total_seconds() < 30
+        assert client.read_flow_run(silent.id).state.type.value == "CRASHED"
+    assert (datetime.now(timezone.utc) - started).total_seconds() < 60
