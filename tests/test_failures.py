@@ -85,6 +85,7 @@ def test_a_crashed_batch_says_how_to_resume_it(prefect_harness):
         runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["quorum-batch-from-files"])))
     [run] = [r for r in runs if r.parameters.get("batch_id") == "crash-test-1"]
     assert run.state.type.value == "CRASHED"
+    assert "resume batch 'crash-test-1'" in run.state.message and "--batch-id crash-test-1" in run.state.message
     events = wait_for_events(BATCH_CRASHED, resource_id="quorum.batch.crash-test-1")
     assert len(events) == 1
     payload = events[0].payload

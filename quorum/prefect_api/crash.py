@@ -29,5 +29,17 @@ def on_batch_crashed(flow: Any, flow_run: Any, state: Any) -> None:
     logger.error("batch %s crashed (%s); %s", batch_id, message, resume_hint(batch_id))
     try:
         post_event(batch_crashed_event(batch_id, message=message, flow_run_id=str(getattr(flow_run, "id", ""))))
+        _say_what_to_do(flow_run, message, batch_id)
     except Exception as exc:  # the server may be what went away; the log line above still says what to do
-        logger.warning("could not send quorum.batch.crashed for %s: %s", batch_id, exc)
+        logger.warning("could not report the crash of batch %s to the server: %s", batch_id, exc)
+
+
+def _say_what_to_do(flow_run: Any, message: str, batch_id: str) -> None:
+    """The run's Crashed state, again, with a message that ends in how to resume the batch."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    if getattr(flow_run, "id", None) is None:
+        return
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run.id, Crashed(message=f"{message} — {resume_hint(batch_id)}"), force=True)
