@@ -1,10 +1,15 @@
 """End to end, the way a team runs quorum: a real Prefect server, `prefect deploy --all` from the real
 prefect.yaml, a process work pool with two workers, runs started by API and by event, one worker
 killed mid-batch and the batch resumed. Scripted models; everything else is real.
+
+Every test runs twice: on a server with SQLite, and on a server with PostgreSQL (Debian's, a cluster
+started and removed by tests/support/postgres.py, as production deploys it). The PostgreSQL runs are
+marked heavy (`make test-heavy`); a machine without PostgreSQL fails them with what to install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.devstack import REPO_ROOT, LocalPrefectStack
+from tests.support.postgres import LocalPostgres
 
 BATCH = "quorum-batch-from-files/nightly"
 REQUEST = "quorum-task-request/on-request"
@@ -22,12 +28,17 @@ SHARD = "quorum-batch-shard/shard"
 DEMO_CALLS = 13  # LLM calls of a cold demo batch (see tests/test_flow.py)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("stack")
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.heavy)])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp(f"stack-{request.param}")
     store = home / "store"
-    with LocalPrefectStack(home, extra_env={"QUORUM_STORE": str(store)}) as stack:
+    with contextlib.ExitStack() as cleanup:  # the Prefect stack stops first, then its database
+        postgres = cleanup.enter_context(LocalPostgres()) if request.param == "postgres" else None
+        stack = cleanup.enter_context(
+            LocalPrefectStack(home, extra_env={"QUORUM_STORE": str(store)}, database_url=postgres and postgres.url)
+        )
         stack.store = store  # type: ignore[attr-defined]
+        stack.postgres = postgres  # type: ignore[attr-defined]
         stack.deploy_all()
         # INFO so each worker logs the runs it submits; a limit of 2 runs each makes a batch use both.
         for name in ("worker-a", "worker-b"):
@@ -236,3 +247,19 @@ def test_killed_worker_batch_resumes_without_paying_twice(stack):
     assert {r["status"] for r in by_id.values()} == {"resolved", "escalated"}
     assert report["fresh_llm_calls"] < DEMO_CALLS - kept["cost"]["total"]["calls"] + 1
     assert os.environ.get("QUORUM_STORE") is None  # the stack's settings stayed in its own processes
+
+
+def test_the_runs_are_in_the_stacks_own_database(stack):
+    """Last in the module: every flow run the API knows is a row of the database the stack was given
+    (PostgreSQL's `flow_run` table, or the SQLite file), so the PostgreSQL variant really ran on it."""
+    import sqlite3
+
+    known = stack.api("POST", "/flow_runs/count", {})
+    assert known > 0
+    if stack.postgres is not None:
+        assert int(stack.postgres.query("SELECT count(*) FROM flow_run")) == known
+        assert stack.postgres.query("SELECT count(*) FROM deployment") != "0"
+        assert not (stack.home / "prefect.db").exists()
+    else:
+        with contextlib.closing(sqlite3.connect(stack.home / "prefect.db")) as db:
+            assert db.execute("SELECT count(*) FROM flow_run").fetchone()[0] == known
