@@ -165,7 +165,8 @@ class LocalPostgres:
         env = {"PATH": f"{self.bindir}:/usr/bin:/bin", "LANG": "C", "LC_ALL": "C", "HOME": str(self.root)}
         privileges = {"user": self.uid, "group": self.gid, "extra_groups": []} if self.as_root else {}
         result = subprocess.run(
-            argv, env=env, cwd=self.root, capture_output=True, text=True, timeout=timeout_s, **privileges
+            argv, check=False, env=env, cwd=self.root, capture_output=True, text=True, timeout=timeout_s,
+            **privileges,
         )  # fmt: skip
         if result.returncode != 0:
             log = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
