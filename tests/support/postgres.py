@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 from tests.support.devstack import free_port
 
@@ -46,7 +47,9 @@ def find_bindir() -> Path:
     for bindir in [*candidates, *versions]:
         if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres", "createdb", "psql")):
             return bindir
-    raise PostgresUnavailable(f"no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql: {INSTALL_HINT}")
+    raise PostgresUnavailable(
+        f"no PostgreSQL server binaries (initdb, pg_ctl) under /usr/lib/postgresql: {INSTALL_HINT}"
+    )
 
 
 def _major(name: str) -> int:
@@ -96,7 +99,7 @@ class LocalPostgres:
         return self.root / "server.log"
 
     # ----------------------------------------------------------------------------------- lifecycle
-    def __enter__(self) -> LocalPostgres:
+    def __enter__(self) -> Self:
         # Under /tmp (world-traversable), not under pytest's tmp_path (root-only 0700): the server user must reach it.
         self.root = Path(tempfile.mkdtemp(prefix="quorum-postgres-"))
         try:
@@ -170,5 +173,7 @@ class LocalPostgres:
         )  # fmt: skip
         if result.returncode != 0:
             log = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
-            raise PostgresError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{log}")
+            raise PostgresError(
+                f"{tool} {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{log}"
+            )
         return result.stdout
