@@ -16,7 +16,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP := True
 export SEMGREP_ENABLE_VERSION_CHECK := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup demo thesis-demo test test-heavy lock clean
+.PHONY: setup demo thesis-demo test test-heavy heavy-system-packages lock clean
 
 setup: $(VENV)/.installed $(SEMGREP_VENV)/.installed
 
@@ -63,9 +63,22 @@ test: setup $(INFRA_VENV)/.installed
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 -m "not heavy"
 
 # The slowest end-to-end runs (fan-out over two workers, a killed worker's resume, the demo through the
-# CLI twice): run before resolving an issue that touches batches, fan-out or the CLI.
-test-heavy: setup $(INFRA_VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m heavy
+# CLI twice, the deployment test again on PostgreSQL, the UI in headless Chromium): run before resolving
+# an issue that touches batches, fan-out, the CLI or what the UI shows. Screenshots: test-output/ui/.
+test-heavy: setup $(INFRA_VENV)/.installed heavy-system-packages
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 -m heavy
+
+# Debian packages the heavy tests use: PostgreSQL (the deployment test on PostgreSQL) and Chromium (the
+# UI test). Installed when missing and we are root with apt; otherwise the tests fail saying what to install.
+heavy-system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	  else echo "the heavy tests need Debian packages:$$missing (apt-get install -y$$missing)"; fi; \
+	fi
 
 # Re-resolve every lockfile (after changing pyproject.toml or a tool version); commit the result.
 lock: | $(UV)

@@ -1,10 +1,15 @@
 """End to end, the way a team runs quorum: a real Prefect server, `prefect deploy --all` from the real
 prefect.yaml, a process work pool with two workers, runs started by API and by event, one worker
 killed mid-batch and the batch resumed. Scripted models; everything else is real.
+
+The server keeps its data in SQLite here; tests/test_deploy_e2e_postgres.py runs every test of this
+file again on a server with PostgreSQL (a file of its own, so `pytest -n 2 --dist loadfile` can run the
+two on different workers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.devstack import REPO_ROOT, LocalPrefectStack
+from tests.support.postgres import LocalPostgres
 
 BATCH = "quorum-batch-from-files/nightly"
 REQUEST = "quorum-task-request/on-request"
@@ -22,12 +28,19 @@ SHARD = "quorum-batch-shard/shard"
 DEMO_CALLS = 16  # LLM calls of a cold demo batch: localize, plan, per round implement + reviews (tests/test_flow.py)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("stack")
+def running_stack(tmp_path_factory: pytest.TempPathFactory, database: str):
+    """A stack whose server keeps its data in `database` ("sqlite", or "postgres": a throwaway cluster of
+    Debian's PostgreSQL, tests/support/postgres.py), with the deployments and two workers; a generator
+    for module fixtures. The Prefect stack stops first, then its database."""
+    home = tmp_path_factory.mktemp(f"stack-{database}")
     store = home / "store"
-    with LocalPrefectStack(home, extra_env={"QUORUM_STORE": str(store)}) as stack:
+    with contextlib.ExitStack() as cleanup:
+        postgres = cleanup.enter_context(LocalPostgres()) if database == "postgres" else None
+        stack = cleanup.enter_context(
+            LocalPrefectStack(home, extra_env={"QUORUM_STORE": str(store)}, database_url=postgres and postgres.url)
+        )
         stack.store = store  # type: ignore[attr-defined]
+        stack.postgres = postgres  # type: ignore[attr-defined]
         stack.deploy_all()
         # INFO so each worker logs the runs it submits; a limit of 2 runs each makes a batch use both.
         for name in ("worker-a", "worker-b"):
@@ -35,6 +48,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
             stack.start_worker(name, limit=2)
         stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
         yield stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    yield from running_stack(tmp_path_factory, "sqlite")
 
 
 def read_json(path: Path) -> dict:
@@ -272,3 +290,23 @@ def test_killed_worker_batch_resumes_without_paying_twice(stack):
     again = read_json(stack.store / "runs/e2e-resume-again/report.json")
     assert again["fresh_llm_calls"] == 0 and again["cached_llm_calls"] == DEMO_CALLS, again
     assert os.environ.get("QUORUM_STORE") is None  # the stack's settings stayed in its own processes
+
+
+def test_the_runs_are_in_the_stacks_own_database(stack):
+    """Last in the module: every finished flow run the API knows is a row of the database the stack was
+    given (PostgreSQL's `flow_run` table, or the SQLite file), so the PostgreSQL variant really ran on it."""
+    import sqlite3
+
+    finished = {
+        r["id"]
+        for r in stack.api("POST", "/flow_runs/filter", {"flow_runs": {"state": {"type": {"any_": ["COMPLETED"]}}}})
+    }
+    assert finished
+    query = "SELECT id FROM flow_run WHERE state_type = 'COMPLETED'"
+    if stack.postgres is not None:
+        stored = set(stack.postgres.query(query).split())
+        assert not (stack.home / "prefect.db").exists()
+    else:
+        with contextlib.closing(sqlite3.connect(stack.home / "prefect.db")) as db:
+            stored = {str(row[0]) for row in db.execute(query)}
+    assert finished <= stored, f"finished runs missing from the database: {sorted(finished - stored)}"

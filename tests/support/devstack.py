@@ -1,9 +1,11 @@
-"""A throwaway local Prefect stack: a real server (SQLite) and process workers, as subprocesses.
+"""A throwaway local Prefect stack: a real server (SQLite, or a given database) and process workers, as subprocesses.
 
 The end-to-end tests and the fan-out benchmark use it to run quorum the way a team does:
 `prefect deploy --all` from the real prefect.yaml, workers polling a process work pool, runs
 started by schedule, API or event. Everything lives under one temporary PREFECT_HOME and is
-killed (process groups, so flow-run subprocesses too) on stop.
+killed (process groups, so flow-run subprocesses too) on stop. ``database_url`` points the server at
+another database (tests/support/postgres.py makes a PostgreSQL one); ``ui=True`` serves the Prefect UI
+at ``stack.ui_url`` (off by default: it costs startup time).
 """
 
 from __future__ import annotations
@@ -57,19 +59,28 @@ class LocalPrefectStack:
 
     startup_timeout_s = 180.0  # benchmarks on a busy machine may wait longer for the server
 
-    def __init__(self, home: Path, *, quorum_home: Path = REPO_ROOT, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        home: Path,
+        *,
+        quorum_home: Path = REPO_ROOT,
+        extra_env: dict[str, str] | None = None,
+        database_url: str | None = None,
+        ui: bool = False,
+    ):
         self.home = Path(home)
         self.quorum_home = quorum_home
         self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.ui_url = f"http://127.0.0.1:{self.port}"
         self.logs = self.home / "logs"
         self.env = {
             **os.environ,
             "PREFECT_HOME": str(self.home / "prefect"),
             "PREFECT_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_UI_ENABLED": "false",
-            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{self.home / 'prefect.db'}",
+            "PREFECT_SERVER_UI_ENABLED": "true" if ui else "false",
+            "PREFECT_API_DATABASE_CONNECTION_URL": database_url or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}",
             "PREFECT_LOGGING_LEVEL": "WARNING",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
             "PREFECT_WORKER_QUERY_SECONDS": "1",
