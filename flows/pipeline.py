@@ -167,7 +167,7 @@ def _run_task(
         allowed = job.allows("implement", [roster.implementer], prompt)
         if not allowed.allowed:
             decision = aggregate_task(
-                AggregationInput(round=round_no, budget_exhausted=True, budget_reason=allowed.reason), policy
+                AggregationInput(round=round_no, budget_exhausted=True, budget_reason=allowed.reason), policy, spec.id
             )
             contexts.append(RoundContext(round=round_no, stages=seen))
             prefix = round_prefix(run.batch_id, spec.id, round_no)
@@ -271,7 +271,7 @@ def _run_round(
         round=round_no, patch_applied=patch.applied, patch_reason=patch.reason, verification=reports,
         reviews=reviews, budget_exhausted=not allowed.allowed, budget_reason=allowed.reason,
     )  # fmt: skip
-    decision = aggregate_task(evidence, policy)
+    decision = aggregate_task(evidence, policy, spec.id)
     sarif = json.dumps(to_sarif(reports, strip_prefixes=[workspace]), indent=2) + "\n" if reports else None
     context = RoundContext(round=round_no, stages=seen)
     prefix = round_prefix(run.batch_id, spec.id, round_no)

@@ -165,3 +165,36 @@ def test_batch_writes_its_artifacts_to_s3(prefect_harness, tmp_path, monkeypatch
     for key in ("runs/s3demo/report.json", "runs/s3demo/textkit-slugify/result.json",
                 "runs/s3demo/textkit-slugify/1/plan.md", "runs/s3demo/textkit-slugify/1/patch.diff"):  # fmt: skip
         assert f"nightly/{key}" in keys
+
+
+# ------------------------------------------------------------------------------ what the Prefect UI shows
+
+
+def _all(read, **filters) -> list:
+    """Every item of a Prefect read_* call, page by page (the API returns at most 200 at once)."""
+    items: list = []
+    while page := read(**filters, limit=200, offset=len(items)):
+        items += page
+    return items
+
+
+def test_every_task_run_of_a_task_names_the_task_and_never_a_temp_path(demo_runs):
+    """The UI lists task runs by name: each run inside a task's pipeline carries its task id; no name shows
+    the task's temporary work folder (`cleanup · /tmp/quorum-…` was one)."""
+    import tempfile
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+
+    work_roots = f"{tempfile.gettempdir()}/quorum-"
+    with get_client(sync_client=True) as client:
+        flows = FlowFilter(name=FlowFilterName(any_=["quorum-task"]))
+        runs = {run.id: run for run in _all(client.read_flow_runs, flow_filter=flows)}
+        task_ids = {run_id: run.parameters["spec"]["id"] for run_id, run in runs.items()}
+        task_runs = _all(client.read_task_runs, flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(runs))))
+        everything = _all(client.read_task_runs)
+    names = sorted({run.name.split(" · ")[0] for run in task_runs})
+    assert {"aggregate", "cleanup", "plan", "implement", "review", "prepare", "semgrep", "ui"} <= set(names), names
+    unnamed = [run.name for run in task_runs if task_ids[run.flow_run_id] not in run.name]
+    assert not unnamed, f"task runs without their task id: {unnamed}"
+    assert not [run.name for run in everything if work_roots in run.name]
