@@ -15,6 +15,7 @@ def _add(total: StageCost, call: LLMCall, fresh: bool) -> None:
     total.cached_tokens += call.cached_tokens
     total.cache_write_tokens += call.cache_write_tokens
     total.cost_usd += call.cost_usd
+    total.latency_s += call.latency_s
 
 
 def summarize_calls(calls: Iterable[LLMCall], *, run_started_at: float = 0.0) -> CostSummary:
@@ -54,7 +55,9 @@ def _merge(into: StageCost, other: StageCost) -> None:
     into.cached_tokens += other.cached_tokens
     into.cache_write_tokens += other.cache_write_tokens
     into.cost_usd += other.cost_usd
+    into.latency_s += other.latency_s
 
 
 def format_usd(amount: float) -> str:
     return f"${amount:.4f}" if amount < 1 else f"${amount:.2f}"
+
