@@ -1,8 +1,12 @@
-"""What the Prefect UI shows of a task and a batch (pure renderers)."""
+"""What the Prefect UI shows of a task and a batch (pure renderers), and the stages' one log line each."""
 
 from __future__ import annotations
 
-from quorum.domain.cost import summarize_calls
+import logging
+import uuid
+from pathlib import Path
+
+from quorum.domain.cost import describe_calls, summarize_calls
 from quorum.domain.models import (
     BatchReport,
     CostSummary,
@@ -32,10 +36,13 @@ from quorum.domain.story import (
     TaskStory,
     capped,
     fenced,
+    implement_detail,
     render_plan_markdown,
+    review_detail,
 )
 from quorum.store import LocalStore, S3Store
 
+ROOT = Path(__file__).resolve().parents[1]
 DIFF = """diff --git a/textkit/slug.py b/textkit/slug.py
 new file mode 100644
 --- /dev/null
@@ -223,4 +230,80 @@ def test_the_batch_markdown_links_each_task_and_locates_its_result(tmp_path):
     assert f"| [t1](http://ui/runs/flow-run/0b9e6a1c-1111-2222-3333-444455556666) | escalated | 1 | $0.0136 | why \\| not | `{result}` |" in text
     assert "| openai/gpt-5 | 2 | 10 + 5 | 0 | $0.5000 | 1.5 s |" in text
     assert "| t1 | escalated" in render_batch_markdown(report)  # no UI address: no link
+
+
+# ------------------------------------------------------------------------------------------ the log lines
+
+
+def test_one_log_line_per_stage_names_model_tokens_cost_latency_and_outcome():
+    calls = [_call("openai/gpt-5", "plan", 1234, 567, 0.0123, 2.06)]
+    assert describe_calls("plan", calls) == "plan · openai/gpt-5 · 1,234+567 tokens · $0.0123 · 2.1 s"
+    again = [*calls, _call("openai/gpt-5", "plan", 1000, 10, 0.01, 1.0).model_copy(update={"fallback_from": "x/y"})]
+    assert describe_calls("plan", again, "3 steps") == (
+        "plan · openai/gpt-5 (fallback from x/y) · 2,234+577 tokens · $0.0223 · 3.1 s · 2 calls · 3 steps")
+    review = _review("g/m", "request_changes", ReviewFinding(severity=Severity.high, message="m"),
+                     ReviewFinding(severity=Severity.low, message="n"), ReviewFinding(severity=Severity.high, message="o"))  # fmt: skip
+    assert review_detail(review) == "request_changes · 3 finding(s) (1 low, 2 high)"
+    assert review_detail(_review("g/m", "approve")) == "approve · 0 finding(s)"
+    assert implement_detail(DIFF, "", dry_run=True) == "reply applies: 1 file(s) changed"
+    assert implement_detail("", "hunk #1 of a.py\ndoes not apply", dry_run=True) == "reply refused: hunk #1 of a.py does not apply"
+
+
+def _run_logs(flow_run_id) -> list[str]:
+    """The INFO lines of a flow run's task runs as the Prefect server holds them (what the UI shows)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
+    from prefect.logging.handlers import APILogHandler
+
+    APILogHandler().flush()  # logs are shipped in batches: send what is queued
+    log_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]), level=LogFilterLevel(ge_=logging.INFO))
+    with get_client(sync_client=True) as client:
+        return [log.message for log in client.read_logs(log_filter, limit=200) if log.task_run_id]
+
+
+def test_each_llm_stage_task_logs_its_one_line(prefect_harness, caplog):
+    """plan, localize, implement and review run as Prefect tasks (scripted models) and log one INFO line each."""
+    from prefect import flow
+    from prefect.cache_policies import NONE
+
+    from quorum.context.models import Localization
+    from quorum.domain.manifest import TaskSpec
+    from quorum.inputs.rosters import load_roster
+    from quorum.prefect_api.limits import ensure_limits
+    from quorum.tasks.implement import implement_task
+    from quorum.tasks.localize import localize_task
+    from quorum.tasks.plan import plan_task
+    from quorum.tasks.review import review_task
+
+    example = ROOT / "examples" / "textkit"
+    spec = TaskSpec(id=f"log-{uuid.uuid4().hex[:8]}", repo=str(example / "repo"), task="Add slugify.",
+                    script=str(example / "script.yaml"))  # fmt: skip
+    paths = sorted(str(p.relative_to(example / "repo")) for p in (example / "repo").rglob("*.py"))
+    roster = load_roster("scripted")
+    ensure_limits(roster)  # provider slots, as a batch creates them
+    fresh = {"cache_policy": NONE, "persist_result": False}
+
+    @flow
+    def stages() -> None:
+        localize_task.with_options(**fresh)(spec, roster.localizer, "(map)", paths, Localization())
+        planned = plan_task.with_options(**fresh)(spec, roster.planner, "")
+        implement_task.with_options(**fresh)(spec, roster.implementer, "", planned.plan, 1, [], [])
+        for reviewer in roster.reviewers:
+            review_task.with_options(**fresh)(spec, reviewer, "", planned.plan, DIFF, "", 1)
+
+    caplog.set_level(logging.INFO, logger="prefect.task_runs")  # the tests' default is WARNING
+    state = stages(return_state=True)
+    assert state.is_completed(), state
+    lines = _run_logs(state.state_details.flow_run_id)
+    ours = [line for line in lines if " tokens · $" in line]
+    by_stage = {line.split(" · ")[0]: line for line in ours}
+    assert sorted(line.split(" · ")[0] for line in ours) == ["implement", "localize", "plan", "review", "review"], lines
+    assert by_stage["plan"].startswith(f"plan · {roster.planner.model} · ") and " s · 3 steps, 3 files to change" in by_stage["plan"]
+    assert by_stage["localize"].endswith("1 file(s) to edit, 2 to read (model)"), by_stage["localize"]
+    assert by_stage["implement"].startswith(f"implement · {roster.implementer.model} · ")
+    assert by_stage["implement"].endswith("reply not dry-run (no workspace)")
+    reviews = [line for line in ours if line.startswith("review · ")]
+    assert all(line.split(" · ")[-2] in ("approve", "request_changes") for line in reviews), reviews
+    assert {line.split(" · ")[1] for line in reviews} == {r.model for r in roster.reviewers}
+    assert "simulated" in by_stage["plan"]  # scripted models are labelled as such
 

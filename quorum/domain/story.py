@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, Field
 
 from quorum.domain.cost import format_usd
-from quorum.domain.models import CostSummary, Plan, ReviewResult, RoundRecord, VerificationReport
+from quorum.domain.models import CostSummary, Plan, ReviewResult, RoundRecord, Severity, VerificationReport
 
 MAX_PLAN_CHARS = 8_000  # of the plan's markdown in the task artifact (plan.md has it whole)
 MAX_DIFF_CHARS = 20_000  # of the patch in the task artifact (patch.diff has it whole)
@@ -172,3 +172,19 @@ def _flat(text: str, limit: int) -> str:
 def _cell(text: str, limit: int = 300) -> str:
     return _flat(text, limit).replace("|", "\\|")
 
+
+def review_detail(reviewed: ReviewResult) -> str:
+    """A review in a few words (its stage's log line): `request_changes · 2 finding(s) (1 high, 1 low)`."""
+    findings = reviewed.review.findings
+    counted = ", ".join(f"{n} {severity.value}" for severity in Severity if (n := sum(f.severity == severity for f in findings)))
+    return f"{reviewed.review.verdict} · {len(findings)} finding(s)" + (f" ({counted})" if counted else "")
+
+
+def implement_detail(diff: str, refused: str, *, dry_run: bool) -> str:
+    """Whether the implementer's reply applied in its dry run, and to how many files."""
+    if refused:
+        return f"reply refused: {_flat(refused, 200)}"
+    if not dry_run:
+        return "reply not dry-run (no workspace)"
+    files = sum(1 for line in diff.splitlines() if line.startswith("diff --git "))
+    return f"reply applies: {files} file(s) changed" if diff else "reply applies but changes nothing"
