@@ -6,6 +6,8 @@ import logging
 import uuid
 from pathlib import Path
 
+import yaml
+
 from quorum.domain.cost import describe_calls, summarize_calls
 from quorum.domain.models import (
     BatchReport,
@@ -307,3 +309,18 @@ def test_each_llm_stage_task_logs_its_one_line(prefect_harness, caplog):
     assert {line.split(" · ")[1] for line in reviews} == {r.model for r in roster.reviewers}
     assert "simulated" in by_stage["plan"]  # scripted models are labelled as such
 
+
+# ------------------------------------------------------------------------------------------ the automation
+
+
+def test_the_request_automation_has_a_readable_name_and_description():
+    from pydantic import TypeAdapter
+    from prefect.events import DeploymentTriggerTypes
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (spec,) = {d["name"]: d for d in config["deployments"]}["on-request"]["triggers"]
+    trigger = TypeAdapter(DeploymentTriggerTypes).validate_python(spec)
+    trigger.set_deployment_id(uuid.uuid4())
+    automation = trigger.as_automation()
+    assert automation.name == "quorum task on request"
+    assert automation.description.startswith("Run quorum on one task when a quorum.task.requested event arrives")
