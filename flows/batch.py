@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_UI_URL
 
 from quorum.domain.artifacts import report_rows_key, result_key, to_json
 from quorum.domain.batch_inputs import effective_policy
@@ -200,9 +201,11 @@ def batch_flow(
         rows.spool.close()
     write_predictions_task(store, batch_id, specs, report.rows, roster.implementer.model)
     title = f"quorum batch {batch_id}"
-    publish_table_task(ui_key("quorum", batch_id, "needs-human"), [result_row(r) for r in report.needs_human],
+    ui_url = PREFECT_UI_URL.value()  # links to each task's flow run (None: the ids are shown)
+    publish_table_task(ui_key("quorum", batch_id, "needs-human"), [result_row(r, store.url, ui_url) for r in report.needs_human],
                        f"{title}: what needs a person ({report.needs_human_total}; the first {len(report.needs_human)})")  # fmt: skip
-    publish_markdown_task(ui_key("quorum", batch_id, "summary"), render_batch_markdown(report, store.url(report.rows)), title)
+    publish_markdown_task(ui_key("quorum", batch_id, "summary"),
+                          render_batch_markdown(report, store.url(report.rows), store.url, ui_url), title)  # fmt: skip
     emit_batch_completed_task(report)
     return state_for(batch_state_spec(batch_id, report.counts, store.url(report.rows)), report)
 

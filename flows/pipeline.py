@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from prefect import flow, tags
 from prefect.client.schemas.objects import State
+from prefect.runtime import flow_run
 
 from quorum.domain.artifacts import (
     context_artifacts,
@@ -50,6 +51,7 @@ from quorum.domain.resume import spec_digest
 from quorum.context.models import Localization, StageContext
 from quorum.domain.roster import Roster, StageModel
 from quorum.domain.run import RunContext
+from quorum.domain.story import TaskStory
 from quorum.environments.task_env import PreparedEnvironment, summary_of
 from quorum.flows.environment import ENV_ERROR, prepare_environment
 from quorum.flows.verify import verify_acceptance, verify_round
@@ -91,9 +93,10 @@ def task_pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContex
     """
     ledger = TaskLedger(run.budget, run.started_at)
     work_root = tempfile.mkdtemp(prefix=f"quorum-{spec.id}-")
+    story = TaskStory()  # plan and rounds as they happen, for the task's markdown artifact
     run.report(spec.id, "started")
     try:
-        result = _run_task(spec, roster, policy, run, ledger, work_root)
+        result = _run_task(spec, roster, policy, run, ledger, work_root, story)
     except Exception as exc:  # the batch must go on; the reason is recorded, never dropped
         if isinstance(exc, StructuredOutputError):
             ledger.add(exc.calls)
@@ -101,10 +104,11 @@ def task_pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContex
     finally:
         cleanup_task(work_root, label=spec.id)
     result.spec_digest = spec_digest(spec, roster, policy)
+    result.flow_run_id = str(flow_run.id or "")
     result.artifacts["result"] = result_key(run.batch_id, spec.id)
     save_artifacts_task(run.store, {result.artifacts["result"]: to_json(result)}, label=f"{spec.id} result")
     publish_markdown_task(
-        ui_key("quorum", run.batch_id, spec.id), render_task_markdown(result, run.store_url), f"quorum task {spec.id}"
+        ui_key("quorum", run.batch_id, spec.id), render_task_markdown(result, run.store.url, story), f"quorum task {spec.id}"
     )
     emit_task_event_task(result, run.store_url)
     run.report(spec.id, result.status.value, result.reason, done=True)
@@ -137,7 +141,7 @@ class _Job:
 
 
 def _run_task(
-    spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext, ledger: TaskLedger, work_root: str
+    spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext, ledger: TaskLedger, work_root: str, story: TaskStory
 ) -> TaskResult:
     run.report(spec.id, "prepare")
     with ledger.timed("prepare"):
@@ -162,6 +166,7 @@ def _run_task(
     with ledger.timed("plan"), tags(f"provider:{roster.planner.provider}", "stage:plan"):
         planned = plan_task(spec, roster.planner, shown.text)
     ledger.add(planned.calls)
+    story.plan = planned.plan
     first = round_prefix(run.batch_id, spec.id, 1)
     save_artifacts_task(
         run.store, plan_artifacts(first, planned.plan, render_plan_markdown(planned.plan), planned.calls),
@@ -183,7 +188,7 @@ def _run_task(
         allowed = job.allows("implement", [roster.implementer], prompt)
         if not allowed.allowed:
             decision = aggregate_task(
-                AggregationInput(round=round_no, budget_exhausted=True, budget_reason=allowed.reason), policy
+                AggregationInput(round=round_no, budget_exhausted=True, budget_reason=allowed.reason), policy, spec.id
             )
             contexts.append(RoundContext(round=round_no, stages=seen))
             prefix = round_prefix(run.batch_id, spec.id, round_no)
@@ -193,6 +198,7 @@ def _run_task(
         record, workspace, context = _run_round(job, planned.plan, implementer_view, round_no, feedback, findings, seen)
         seen = []  # localize and plan belong to round 1
         records.append(record)
+        story.rounds.append(record)
         contexts.append(context)
         artifacts[f"round{round_no}"] = round_prefix(run.batch_id, spec.id, round_no)
         decision = record.decision
@@ -287,7 +293,7 @@ def _run_round(
         round=round_no, patch_applied=patch.applied, patch_reason=patch.reason, verification=reports,
         reviews=reviews, budget_exhausted=not allowed.allowed, budget_reason=allowed.reason,
     )  # fmt: skip
-    decision = aggregate_task(evidence, policy)
+    decision = aggregate_task(evidence, policy, spec.id)
     sarif = json.dumps(to_sarif(reports, strip_prefixes=[workspace]), indent=2) + "\n" if reports else None
     context = RoundContext(round=round_no, stages=seen)
     prefix = round_prefix(run.batch_id, spec.id, round_no)
@@ -301,7 +307,7 @@ def _run_round(
     )  # fmt: skip
     run.report(spec.id, "decision", f"round {round_no}: {decision.outcome.value}")
     record = RoundRecord(round=round_no, patch_applied=patch.applied, patch_reason=patch.reason,
-                         verification=reports, reviews=reviews, decision=decision)  # fmt: skip
+                         verification=reports, reviews=reviews, decision=decision, diff=patch.diff)  # fmt: skip
     return record, workspace, context
 
 

@@ -107,10 +107,10 @@ def review_change(
             round=1, patch_applied=patch.applied, patch_reason=patch.reason, verification=reports,
             reviews=[r for r in reviews if r.reviewer in models],
         )  # fmt: skip
-        decisions[panel] = aggregate_task(evidence, policy)
+        decisions[panel] = aggregate_task(evidence, policy, f"{change.id} · {panel}")
     if tools:
         evidence = AggregationInput(round=1, patch_applied=patch.applied, patch_reason=patch.reason, verification=reports)
-        decisions[TOOLS_PANEL] = aggregate_task(evidence, policy)
+        decisions[TOOLS_PANEL] = aggregate_task(evidence, policy, f"{change.id} · {TOOLS_PANEL}")
 
     result = ChangeReview(
         change_id=change.id, patch=patch, verification=[without_outputs(r) for r in reports], tools=tools,

@@ -9,8 +9,9 @@ from prefect import task
 from quorum.domain.manifest import TaskSpec
 from quorum.domain.models import Finding, Plan
 from quorum.domain.roster import StageModel
+from quorum.domain.story import implement_detail
 from quorum.stages.implement import PROMPT_VERSION, ImplementOutput, run_implement
-from quorum.tasks.llm_options import LLM_TASK_OPTIONS
+from quorum.tasks.llm_options import LLM_TASK_OPTIONS, log_stage
 
 # The workspace is where replies are dry-run: a fresh temporary directory per run, so its path is
 # left out of the cache key; `repo_digest` (its content, Workspace.files_digest) is in it.
@@ -37,4 +38,6 @@ def implement_task(
     """`workspace`: a clean copy of the repository whose content `repo_digest` names; replies are dry-run there."""
     if workspace and not repo_digest:
         raise ValueError("implement_task: a workspace needs its repo_digest (the cache key must name its content)")
-    return run_implement(spec, implementer, context, plan, round_no, feedback, findings, Path(workspace) if workspace else None)
+    implemented = run_implement(spec, implementer, context, plan, round_no, feedback, findings, Path(workspace) if workspace else None)
+    log_stage("implement", implemented.calls, implement_detail(implemented.diff, implemented.refused, dry_run=bool(workspace)))
+    return implemented

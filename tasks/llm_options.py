@@ -1,11 +1,14 @@
-"""What every LLM stage task shares: its Prefect options (cache, persistence, retries)."""
+"""What every LLM stage task shares: its Prefect options (cache, persistence, retries) and its log line."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+from prefect.logging import get_run_logger
 
+from quorum.domain.cost import describe_calls
+from quorum.domain.models import LLMCall
 from quorum.llm.client import retry_on_infra_error
 
 # LLM stages cache on their inputs and code with persisted results, so re-running a batch after a
@@ -24,4 +27,13 @@ LLM_TASK_OPTIONS: dict[str, Any] = {
     "retry_jitter_factor": 0.5,
     "retry_condition_fn": retry_on_infra_error,
 }
+
+
+
+def log_stage(stage: str, calls: list[LLMCall], detail: str = "") -> None:
+    """The stage's one INFO line in the UI: model, tokens, cost, latency, and what came of it (`detail`).
+
+    A run served from Prefect's cache does not execute its body, so it logs nothing (its calls show in
+    the task's artifacts, counted as cached)."""
+    get_run_logger().info(describe_calls(stage, calls, detail))
 

@@ -7,9 +7,11 @@ from prefect import task
 from quorum.domain.manifest import TaskSpec
 from quorum.domain.roster import StageModel
 from quorum.stages.plan import PROMPT_VERSION, PlanOutput, run_plan
-from quorum.tasks.llm_options import LLM_TASK_OPTIONS
+from quorum.tasks.llm_options import LLM_TASK_OPTIONS, log_stage
 
 
 @task(name="plan", task_run_name="plan · {spec.id} · {planner.model}", **LLM_TASK_OPTIONS)
 def plan_task(spec: TaskSpec, planner: StageModel, context: str, prompt_version: str = PROMPT_VERSION) -> PlanOutput:
-    return run_plan(spec, planner, context)
+    planned = run_plan(spec, planner, context)
+    log_stage("plan", planned.calls, f"{len(planned.plan.steps)} steps, {len(planned.plan.files_to_change)} files to change")
+    return planned

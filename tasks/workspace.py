@@ -21,5 +21,6 @@ def prepare_task(spec: TaskSpec, work_root: str, purpose: str = "context") -> Wo
 
 
 @task(name="cleanup-workspaces", task_run_name="cleanup · {label}")
-def cleanup_task(work_root: str, label: str = "") -> None:
+def cleanup_task(work_root: str, label: str) -> None:
+    """`label` (the task id) names the run: never the temporary folder it removes."""
     shutil.rmtree(work_root, ignore_errors=True)

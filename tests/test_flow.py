@@ -199,3 +199,67 @@ def test_each_run_ends_in_a_state_named_by_its_outcome(demo_runs):
         assert run.name == "demo"
         assert (run.state.name, run.state.type.value) == ("2 resolved · 1 escalated", "FAILED")
         assert run.state.message.startswith("batch demo: 3 task(s)")
+# ------------------------------------------------------------------------------ what the Prefect UI shows
+
+
+def _all(read, **filters) -> list:
+    """Every item of a Prefect read_* call, page by page (the API returns at most 200 at once)."""
+    items: list = []
+    while page := read(**filters, limit=200, offset=len(items)):
+        items += page
+    return items
+
+
+def test_every_task_run_of_a_task_names_the_task_and_never_a_temp_path(demo_runs):
+    """The UI lists task runs by name: each run inside a task's pipeline carries its task id; no name shows
+    the task's temporary work folder (`cleanup · /tmp/quorum-…` was one)."""
+    import tempfile
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+
+    _, cold, warm = demo_runs
+    work_roots = f"{tempfile.gettempdir()}/quorum-"
+    with get_client(sync_client=True) as client:
+        flows = FlowFilter(name=FlowFilterName(any_=["quorum-task"]))
+        runs = {run.id: run for run in _all(client.read_flow_runs, flow_filter=flows)}
+        task_ids = {run_id: run.parameters["spec"]["id"] for run_id, run in runs.items()}
+        task_runs = _all(client.read_task_runs, flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(runs))))
+        everything = _all(client.read_task_runs)
+    demo_runs_ids = {str(run_id) for run_id, task_id in task_ids.items() if task_id in EXPECTED}
+    assert {row.flow_run_id for row in report_rows(cold) + report_rows(warm)} <= demo_runs_ids  # rows link their run
+    assert all(row.flow_run_id for row in report_rows(cold))
+    names = sorted({run.name.split(" · ")[0] for run in task_runs})
+    assert {"aggregate", "cleanup", "plan", "implement", "review", "prepare", "semgrep", "ui"} <= set(names), names
+    unnamed = [run.name for run in task_runs if task_ids[run.flow_run_id] not in run.name]
+    assert not unnamed, f"task runs without their task id: {unnamed}"
+    assert not [run.name for run in everything if work_roots in run.name]
+
+
+def test_the_ui_shows_the_plan_patch_reviews_and_formatted_table(demo_runs):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    store, _, warm = demo_runs  # the artifacts shown are the latest run's
+    with get_client(sync_client=True) as client:
+        def latest(key: str):
+            (artifact,) = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                                limit=1, sort="CREATED_DESC")  # fmt: skip
+            return artifact.data
+
+        markdown = latest("quorum-demo-filestats-count-lines")
+        table = latest("quorum-demo-needs-human")
+    table = json.loads(table) if isinstance(table, str) else table
+    task_dir = (store / "runs/demo/filestats-count-lines").as_uri()
+    assert f"- artifacts: `{task_dir}`" in markdown
+    assert "## Plan" in markdown and "## Patch (round 2)\n\n```diff\ndiff --git " in markdown
+    assert "## Round 1: revise" in markdown and "bandit/B602" in markdown and "## Round 2: approve" in markdown
+    assert "- **scripted/gpt-5-mini** (openai): **approve**" in markdown and "## Acceptance tests" in markdown
+    assert "- **scripted/gemini-2.5-flash** (gemini): **approve**" in markdown
+    assert "| scripted/claude-sonnet-4-5 | 1 | " in markdown and "| latency per call |" in markdown
+    (row,) = table
+    full = next(r for r in report_rows(warm) if r.task_id == "userdir-permission-cache")
+    assert row["task"] == "userdir-permission-cache" and row["reason"] == full.reason  # whole, as in report.jsonl
+    assert row["cost"].startswith("$0.") and row["cost"].endswith("(simulated)")
+    assert row["result"] == (store / "runs/demo/userdir-permission-cache/result.json").as_uri()
+    assert full.flow_run_id and row["flow_run"].endswith(full.flow_run_id)  # a UI link when PREFECT_UI_URL is known

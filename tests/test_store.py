@@ -182,7 +182,11 @@ def test_keys_with_spaces_and_unicode_work(store: ArtifactStore):
 def test_local_url_and_layout(tmp_path: Path):
     store = LocalStore(tmp_path / "root")
     store.put_text("runs/b/t/plan.md", "p")
-    assert store.url("runs/b/t/plan.md") == str(tmp_path / "root" / "runs" / "b" / "t" / "plan.md")
+    assert store.url("runs/b/t/plan.md") == (tmp_path / "root" / "runs" / "b" / "t" / "plan.md").as_uri()
+    assert store.url("runs/b/t") == f"file://{tmp_path}/root/runs/b/t"  # absolute, a folder too
+    relative = LocalStore(".quorum")  # named relatively, located absolutely (and read back by open_store)
+    assert relative.url("runs/b") == (Path.cwd() / ".quorum" / "runs" / "b").as_uri()
+    assert open_store(relative.url("runs/b")).root == Path.cwd() / ".quorum" / "runs" / "b"
     assert (tmp_path / "root/runs/b/t/plan.md").read_text() == "p"
     assert str(tmp_path / "root") in store.description
     assert LocalStore(tmp_path / "does-not-exist").list() == []

@@ -15,6 +15,7 @@ def _add(total: StageCost, call: LLMCall, fresh: bool) -> None:
     total.cached_tokens += call.cached_tokens
     total.cache_write_tokens += call.cache_write_tokens
     total.cost_usd += call.cost_usd
+    total.latency_s += call.latency_s
 
 
 def summarize_calls(calls: Iterable[LLMCall], *, run_started_at: float = 0.0) -> CostSummary:
@@ -54,7 +55,26 @@ def _merge(into: StageCost, other: StageCost) -> None:
     into.cached_tokens += other.cached_tokens
     into.cache_write_tokens += other.cache_write_tokens
     into.cost_usd += other.cost_usd
+    into.latency_s += other.latency_s
 
 
 def format_usd(amount: float) -> str:
     return f"${amount:.4f}" if amount < 1 else f"${amount:.2f}"
+
+
+def describe_calls(stage: str, calls: list[LLMCall], detail: str = "") -> str:
+    """One line for a stage's log: `plan · openai/gpt-5 · 1,234+567 tokens · $0.0123 · 2.1 s`, then `detail`
+    (a review's verdict, ...). Re-asks and fallbacks are summed; the model named is the one that answered."""
+    if not calls:
+        return " · ".join(part for part in (stage, "no LLM call", detail) if part)
+    last = calls[-1]
+    model = last.model + (f" (fallback from {last.fallback_from})" if last.fallback_from else "")
+    prompt = sum(call.prompt_tokens for call in calls)
+    completion = sum(call.completion_tokens for call in calls)
+    cost = format_usd(sum(call.cost_usd for call in calls)) + (" simulated" if any(c.simulated for c in calls) else "")
+    parts = [stage, model, f"{prompt:,}+{completion:,} tokens", cost, f"{sum(call.latency_s for call in calls):.1f} s"]
+    if len(calls) > 1:
+        parts.append(f"{len(calls)} calls")
+    if detail:
+        parts.append(detail)
+    return " · ".join(parts)

@@ -335,6 +335,7 @@ class StageCost(BaseModel):
     cached_tokens: int = Field(default=0, description="Of prompt_tokens, read from provider prompt caches.")
     cache_write_tokens: int = Field(default=0, description="Of prompt_tokens, written to provider prompt caches.")
     cost_usd: float = 0.0
+    latency_s: float = Field(default=0.0, description="Seconds the calls took, summed (a cached call counts its original time).")
 
 
 class CostSummary(BaseModel):
@@ -386,6 +387,7 @@ class RoundRecord(BaseModel):
     verification: list[VerificationReport] = Field(default_factory=list)
     reviews: list[ReviewResult] = Field(default_factory=list)
     decision: Decision
+    diff: str = Field(default="", description="The round's patch as applied (patch.diff); empty when none applied.")
 
 
 class TaskResult(BaseModel):
@@ -407,6 +409,7 @@ class TaskResult(BaseModel):
     spec_digest: str = Field(default="", description="Digest of task, roster and policy; a resumed batch reuses a result only if it matches.")
     reused: bool = Field(default=False, description="Taken from an earlier run of the same batch (resume), not run again.")
     environment: EnvironmentSummary | None = Field(default=None, description="The repository's test environment and baseline.")
+    flow_run_id: str = Field(default="", description="The Prefect flow run of the task's pipeline (a link in the UI).")
 
 
 class ReportRow(BaseModel):
@@ -420,6 +423,7 @@ class ReportRow(BaseModel):
     reused: bool = Field(default=False, description="Kept from an earlier, interrupted run of the batch.")
     cost: CostSummary = Field(default_factory=CostSummary)
     result: str = Field(default="", description="Store key of the task's result.json.")
+    flow_run_id: str = Field(default="", description="The Prefect flow run of the task's pipeline.")
 
 
 class BatchReport(BaseModel):

@@ -19,7 +19,9 @@ from quorum.domain.models import BatchReport, CostSummary, ReportRow, TaskResult
 NEEDS_HUMAN = frozenset({TaskStatus.escalated, TaskStatus.failed, TaskStatus.error})
 MAX_NEEDS_HUMAN = 100  # rows kept in the summary (and shown in the UI table); the rest are in report.jsonl
 MAX_REPOS = 20  # repositories named in the summary (events relate the batch to them)
-MAX_REASON = 300  # characters of a reason in the summary and the UI (the row in report.jsonl has it whole)
+# Characters of a reason kept in the summary and shown in the UI table: whole for any reason a task
+# really gives (the events carry as much); the row in report.jsonl has it whole in any case.
+MAX_REASON = 1_000
 
 
 def short_reason(text: str, limit: int = MAX_REASON) -> str:
@@ -38,6 +40,7 @@ def report_row(result: TaskResult) -> ReportRow:
         reused=result.reused,
         cost=result.cost,
         result=result.artifacts.get("result", ""),
+        flow_run_id=result.flow_run_id,
     )
 
 

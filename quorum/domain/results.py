@@ -5,10 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from quorum.domain.artifacts import round_prefix, task_prefix
 from quorum.domain.cost import format_usd
 from quorum.domain.models import BatchReport, ReportRow, StageContextRecord, StageCost, TaskResult, TaskStatus
 from quorum.domain.policy import UNISOLATED_NOTE
 from quorum.domain.report import MAX_REASON, BatchTally, report_row, short_reason
+from quorum.domain.story import (
+    Locate,
+    TaskStory,
+    acceptance_section,
+    model_table,
+    patch_section,
+    plan_section,
+    rounds_section,
+)
 
 SUCCESS_STATUSES = frozenset({TaskStatus.resolved, TaskStatus.approved_unverified})
 
@@ -40,19 +50,30 @@ def ui_key(*parts: str) -> str:
 
 
 MAX_UI_REASON = MAX_REASON  # characters of a reason in the UI table (the row in report.jsonl has it whole)
+SUMMARY_REASON = 300  # characters of a reason in the batch's markdown summary (the table has it as kept)
 
 
-def result_row(row: ReportRow) -> dict[str, str | int | float]:
-    """A row of the batch's UI table."""
-    reason = short_reason(row.reason + (" (kept from an interrupted run)" if row.reused else ""))
+def flow_run_url(ui_url: str | None, flow_run_id: str) -> str:
+    """The task's flow run in the Prefect UI (`PREFECT_UI_URL`), or its bare id when no UI address is known."""
+    if not flow_run_id:
+        return ""
+    return f"{ui_url.rstrip('/')}/runs/flow-run/{flow_run_id}" if ui_url else flow_run_id
+
+
+def result_row(row: ReportRow, locate: Locate | None = None, ui_url: str | None = None) -> dict[str, str | int]:
+    """A row of the batch's UI table: money formatted, the reason as kept (whole for real reasons), where
+    the task's result.json is (absolute with `locate`, the store's `url`) and its flow run in the UI."""
+    reason = short_reason(row.reason + (" (kept from an interrupted run)" if row.reused else ""), MAX_UI_REASON)
+    simulated = " (simulated)" if row.cost.simulated else ""
     return {
         "task": row.task_id,
         "outcome": row.status.value,
         "rounds": row.rounds,
-        "cost_usd": round(row.cost.total.cost_usd, 6),
+        "cost": format_usd(row.cost.total.cost_usd) + simulated,
         "llm_calls": row.cost.total.calls,
         "reason": reason,
-        "result": row.result,
+        "result": locate(row.result) if locate and row.result else row.result,
+        "flow_run": flow_run_url(ui_url, row.flow_run_id),
     }
 
 
@@ -65,7 +86,15 @@ def unisolated_notes(result: TaskResult) -> list[str]:
     return notes
 
 
-def render_task_markdown(result: TaskResult, store_url: str) -> str:
+def render_task_markdown(result: TaskResult, where: str | Locate, story: TaskStory | None = None) -> str:
+    """The task's UI summary: outcome and cost, then (from `story`) the plan, the last patch as a diff, each
+    round's verification and reviews, the acceptance tests, per-stage and per-model costs, and contexts.
+
+    `where`: the store's absolute locator (`store.url`: key -> file:///... or s3://...), or its location
+    as text (keys are then shown below it).
+    """
+    locate = _locator(where)
+    story = story or TaskStory()
     simulated = " (simulated: scripted models priced as real ones)" if result.cost.simulated else ""
     warnings = [f"> **Warning: {note}.**" for note in unisolated_notes(result)]
     lines = [
@@ -77,15 +106,26 @@ def render_task_markdown(result: TaskResult, store_url: str) -> str:
         f"- reason: {result.reason or '-'}",
         f"- policy: {result.policy_version or '-'}",
         f"- cost: {format_usd(result.cost.total.cost_usd)}{simulated}, "
-        f"{result.cost.total.prompt_tokens} prompt ({cached_note(result.cost.total)}) + "
-        f"{result.cost.total.completion_tokens} completion tokens",
-        f"- artifacts: `{store_url}`",
-        "",
-        "| stage | calls | prompt tokens | from prompt cache | cost |",
-        "|---|---|---|---|---|",
+        f"{result.cost.total.prompt_tokens:,} prompt ({cached_note(result.cost.total)}) + "
+        f"{result.cost.total.completion_tokens:,} completion tokens",
+        f"- artifacts: `{locate(task_prefix(result.batch_id, result.task_id))}`",
     ]
+    if result.decision and result.decision.reasons:
+        lines += ["", "## Decision", "", *[f"- {reason}" for reason in result.decision.reasons]]
+    if story.plan is not None:
+        plan_key = result.artifacts.get("plan") or f"{round_prefix(result.batch_id, result.task_id, 1)}/plan.md"
+        lines += plan_section(story.plan, locate(plan_key))
+    if story.rounds:
+        last = story.rounds[-1]
+        lines += patch_section(last, locate(f"{round_prefix(result.batch_id, result.task_id, last.round)}/patch.diff"))
+        lines += rounds_section(story.rounds)
+    if result.acceptance is not None:
+        lines += acceptance_section(result.acceptance)
+    lines += ["", "## Cost", "", "| stage | calls | prompt tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for stage, cost in sorted(result.cost.by_stage.items()):
-        lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
+        lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens:,} | {cost.cached_tokens:,} | {format_usd(cost.cost_usd)} |")
+    if result.cost.by_model:
+        lines += ["", *model_table(result.cost)]
     if result.contexts:
         lines += ["", "## Context", "", "What each model was shown of the repository (context.json of each round).", "",
                   "| round | stage | model | tokens / budget | shown |", "|---|---|---|---|---|"]  # fmt: skip
@@ -94,11 +134,15 @@ def render_task_markdown(result: TaskResult, store_url: str) -> str:
                 used = f"{stage.tokens} / {stage.budget}" if stage.budget else str(stage.tokens)
                 lines.append(f"| {round_context.round} | {stage.stage} | {stage.model or '-'} | {used} | "
                              f"{_cell(_shown(stage))} |")  # fmt: skip
-    if result.decision and result.decision.reasons:
-        lines += ["", "## Decision", "", *[f"- {reason}" for reason in result.decision.reasons]]
     if result.decision and result.decision.notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in result.decision.notes]]
     return "\n".join(lines) + "\n"
+
+
+def _locator(where: str | Locate) -> Locate:
+    if callable(where):
+        return where
+    return lambda key: f"{where.rstrip('/')}/{key}"
 
 
 def _shown(stage: StageContextRecord, limit: int = 6) -> str:
@@ -117,15 +161,18 @@ def _cell(text: str, limit: int = 300) -> str:
 
 def cached_note(cost: StageCost) -> str:
     """How much of the prompt the providers' caches served (and, for Anthropic, were written)."""
-    written = f", {cost.cache_write_tokens} written to them" if cost.cache_write_tokens else ""
-    return f"{cost.cached_tokens} read from provider prompt caches{written}"
+    written = f", {cost.cache_write_tokens:,} written to them" if cost.cache_write_tokens else ""
+    return f"{cost.cached_tokens:,} read from provider prompt caches{written}"
 
 
-def render_batch_markdown(report: BatchReport, rows_url: str = "") -> str:
+def render_batch_markdown(
+    report: BatchReport, rows_url: str = "", locate: Locate | None = None, ui_url: str | None = None
+) -> str:
     """The batch's UI summary: totals, what needs a person (at most the kept rows), and where the full report is.
 
     Its size does not grow with the batch: the rows shown are `report.needs_human` (bounded), each
-    reason cut to `MAX_UI_REASON` characters.
+    reason cut to `SUMMARY_REASON` characters (the needs-human table shows them as kept), each with
+    its result.json (absolute with `locate`) and a link to its flow run when `ui_url` is known.
     """
     simulated = " — simulated costs (scripted models priced as real ones)" if report.cost.simulated else ""
     per_resolved = format_usd(report.cost_per_resolved_usd) if report.cost_per_resolved_usd is not None else "n/a"
@@ -146,11 +193,13 @@ def render_batch_markdown(report: BatchReport, rows_url: str = "") -> str:
         lines.append(f"- full report (one JSON line per task): `{rows_url}`")
     lines += ["", f"## Needs a person: {report.needs_human_total}", ""]
     if report.needs_human:
-        lines += ["| task | outcome | rounds | cost | reason |", "|---|---|---|---|---|"]
+        lines += ["| task | outcome | rounds | cost | reason | result |", "|---|---|---|---|---|---|"]
         for row in report.needs_human:
-            shown = result_row(row)
-            reason = str(shown["reason"]).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {row.task_id} | {row.status.value} | {row.rounds} | {format_usd(row.cost.total.cost_usd)} | {reason} |")
+            shown = result_row(row, locate, ui_url)
+            reason = short_reason(str(shown["reason"]), SUMMARY_REASON).replace("|", "\\|").replace("\n", " ")
+            task = f"[{row.task_id}]({shown['flow_run']})" if ui_url and row.flow_run_id else row.task_id
+            where = f"`{shown['result']}`" if shown["result"] else "-"
+            lines.append(f"| {task} | {row.status.value} | {row.rounds} | {shown['cost']} | {reason} | {where} |")
         hidden = report.needs_human_total - len(report.needs_human)
         if hidden > 0:
             lines += ["", f"{hidden} more in the full report."]
@@ -158,11 +207,7 @@ def render_batch_markdown(report: BatchReport, rows_url: str = "") -> str:
         lines.append("Nothing: every task was resolved, approved or skipped.")
     lines += ["", "| stage | calls | prompt tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
     for stage, cost in sorted(report.cost.by_stage.items()):
-        lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
-    lines += ["", "| model | calls | tokens | from prompt cache | cost |", "|---|---|---|---|---|"]
-    for model, cost in sorted(report.cost.by_model.items()):
-        tokens = cost.prompt_tokens + cost.completion_tokens
-        lines.append(f"| {model} | {cost.calls} | {tokens} | {cost.cached_tokens} | {format_usd(cost.cost_usd)} |")
-    lines.append("")
-    lines.append(f"Prompt tokens: {report.cost.total.prompt_tokens}, {cached_note(report.cost.total)}.")
+        lines.append(f"| {stage} | {cost.calls} | {cost.prompt_tokens:,} | {cost.cached_tokens:,} | {format_usd(cost.cost_usd)} |")
+    lines += ["", *model_table(report.cost), ""]
+    lines.append(f"Prompt tokens: {report.cost.total.prompt_tokens:,}, {cached_note(report.cost.total)}.")
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import sys
 from quorum.domain.manifest import TaskSpec
 from quorum.domain.models import Plan
 from quorum.domain.roster import StageModel
+from quorum.domain.story import render_plan_markdown as render_plan_markdown  # plan.md; implement and review show it
 from quorum.llm.client import ask_structured
 from quorum.llm.prompt_cache import user_message
 from quorum.stages import prompting
@@ -27,20 +28,6 @@ def build_plan_messages(task_text: str, context: str) -> list[dict[str, str]]:
 
 def parse_plan(text: str) -> Plan:
     return parse_model_reply(text, Plan)  # type: ignore[return-value]
-
-
-def render_plan_markdown(plan: Plan) -> str:
-    lines = [f"# Plan\n\n{plan.summary}\n", "## Steps\n"]
-    for number, step in enumerate(plan.steps, start=1):
-        files = f" ({', '.join(step.files)})" if step.files else ""
-        lines.append(f"{number}. {step.description}{files}")
-    if plan.files_to_change:
-        lines.append("\n## Files to change\n")
-        lines.extend(f"- `{path}`" for path in plan.files_to_change)
-    if plan.risks:
-        lines.append("\n## Risks\n")
-        lines.extend(f"- {risk}" for risk in plan.risks)
-    return "\n".join(lines) + "\n"
 
 
 def run_plan(spec: TaskSpec, planner: StageModel, context: str) -> PlanOutput:

@@ -104,7 +104,7 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def url(self, key: str) -> str:
-        """Where a person finds the object: a file path or an s3:// URL."""
+        """Where a person finds the object, absolute: a file:// or an s3:// URL."""
 
     def put_file(self, key: str, path: Path | str, content_type: str | None = None) -> str:
         """Write a local file as one whole object (e.g. a large report spooled to disk); returns the key."""

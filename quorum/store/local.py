@@ -77,7 +77,8 @@ class LocalStore(ArtifactStore):
                 yield key, None
 
     def url(self, key: str) -> str:
-        return str(self._path(key))
+        """`file:///absolute/path` of the key (a folder's key too)."""
+        return self._path(key).as_uri()
 
 
 def _write_atomically(target: Path, write: Callable[[BinaryIO], object]) -> None:
