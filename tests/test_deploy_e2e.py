@@ -116,25 +116,8 @@ def test_batch_fans_out_over_both_workers(stack):
     assert by_a | by_b == ran
 
 
-def test_event_triggers_the_single_task_deployment_which_reuses_the_cli_cache(stack, tmp_path):
-    """The same task first through the CLI (its own home, its own Prefect result folder), then through the
-    on-request deployment on a worker: the worker's run is served every call from the store's cache."""
-    import subprocess
-
+def test_event_triggers_the_single_task_deployment(stack):
     examples = REPO_ROOT / "examples" / "textkit"
-    cli_env = {**stack.env, "HOME": str(tmp_path / "cli-home"), "PREFECT_HOME": str(tmp_path / "cli-home/.prefect"),
-               "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "cli-results")}  # fmt: skip
-    (tmp_path / "cli-home").mkdir()
-    cli = subprocess.run(
-        [str(Path(sys.executable).with_name("quorum")), "run", "--id", "event-textkit", "--repo", str(examples / "repo"),
-         "--task-file", str(examples / "task.md"), "--script", str(examples / "script.yaml"),
-         "--acceptance", str(examples / "acceptance"), "--store", str(stack.store), "--roster", "scripted"],
-        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert cli.returncode == 0, cli.stdout + cli.stderr
-    by_cli = read_json(stack.store / "runs/single/event-textkit/result.json")["cost"]["total"]
-    assert by_cli["fresh_calls"] == by_cli["calls"] > 0
-
     stack.python(
         "from quorum.domain.events import task_requested_event\nfrom quorum.prefect_api.events import emit\n"
         f"event = task_requested_event({str(examples / 'repo')!r}, {(examples / 'task.md').read_text()!r},"
@@ -152,7 +135,34 @@ def test_event_triggers_the_single_task_deployment_which_reuses_the_cli_cache(st
     assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Resolved"), run["state"]
     result = read_json(stack.store / "runs/requests/event-textkit/result.json")
     assert result["status"] == "resolved"
-    by_worker = result["cost"]["total"]
+
+
+@pytest.mark.heavy
+def test_a_worker_run_after_a_cli_run_of_the_same_task_pays_no_call(stack, tmp_path):
+    """The same task first through the CLI (its own home, its own Prefect result folder), then as a run of
+    the on-request deployment on a worker: the worker's run is served every call from the store's cache."""
+    import subprocess
+
+    examples = REPO_ROOT / "examples" / "textkit"
+    cli_env = {**stack.env, "HOME": str(tmp_path / "cli-home"), "PREFECT_HOME": str(tmp_path / "cli-home/.prefect"),
+               "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(tmp_path / "cli-results")}  # fmt: skip
+    (tmp_path / "cli-home").mkdir()
+    cli = subprocess.run(
+        [str(Path(sys.executable).with_name("quorum")), "run", "--id", "cli-textkit", "--repo", str(examples / "repo"),
+         "--task-file", str(examples / "task.md"), "--script", str(examples / "script.yaml"),
+         "--acceptance", str(examples / "acceptance"), "--store", str(stack.store), "--roster", "scripted"],
+        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    by_cli = read_json(stack.store / "runs/single/cli-textkit/result.json")["cost"]["total"]
+    assert by_cli["fresh_calls"] == by_cli["calls"] > 0
+
+    run_id = stack.run_deployment(REQUEST, {
+        "repo": str(examples / "repo"), "task": (examples / "task.md").read_text(), "task_id": "cli-textkit",
+        "script": str(examples / "script.yaml"), "acceptance": str(examples / "acceptance"), "batch_id": "after-cli"})  # fmt: skip
+    run = stack.wait_final(run_id, timeout_s=300)
+    assert (run["state"]["type"], run["state"]["name"]) == ("COMPLETED", "Resolved"), run["state"]
+    by_worker = read_json(stack.store / "runs/after-cli/cli-textkit/result.json")["cost"]["total"]
     assert by_worker["calls"] == by_cli["calls"] and by_worker["fresh_calls"] == 0, by_worker
 
 

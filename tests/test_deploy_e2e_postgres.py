@@ -23,9 +23,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
 # one checks every finished run is a row of PostgreSQL's flow_run table).
 test_deploy_registers_schedule_and_event_trigger = e2e.test_deploy_registers_schedule_and_event_trigger
 test_batch_fans_out_over_both_workers = e2e.test_batch_fans_out_over_both_workers
-test_event_triggers_the_single_task_deployment_which_reuses_the_cli_cache = (
-    e2e.test_event_triggers_the_single_task_deployment_which_reuses_the_cli_cache
-)
+test_event_triggers_the_single_task_deployment = e2e.test_event_triggers_the_single_task_deployment
+test_a_worker_run_after_a_cli_run_of_the_same_task_pays_no_call = e2e.test_a_worker_run_after_a_cli_run_of_the_same_task_pays_no_call
 test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused = (
     e2e.test_signed_github_webhook_becomes_a_flow_run_and_unsigned_is_refused
 )
