@@ -181,7 +181,7 @@ def main() -> int:
                 stack.start_worker(name)
             stack.env["PREFECT_LOGGING_LEVEL"] = "WARNING"
             for mode in filter(None, args.modes.split(",")):
-                shutil.rmtree(home / "results", ignore_errors=True)  # cold: no cached LLM results
+                shutil.rmtree(store / "cache", ignore_errors=True)  # cold: no cached LLM results (the store's cache/)
                 params = {"manifest_path": str(manifest), "batch_id": f"bench-{mode}", "max_parallel": args.parallel,
                           **MODES[mode]}  # fmt: skip
                 run, wall = run_batch(stack, params)
@@ -189,7 +189,7 @@ def main() -> int:
                 rows.append((mode, run["state"]["type"], wall, seconds(run), summary))
                 print(f"{mode}: {run['state']['type']} in {wall:.1f}s (server: {seconds(run):.1f}s)", flush=True)
             if args.kill:
-                shutil.rmtree(home / "results", ignore_errors=True)
+                shutil.rmtree(store / "cache", ignore_errors=True)
                 clean = next((s["fresh_llm_calls"] for m, *_, s in rows if m == "in-process"), args.clean_calls)
                 kill_lines = kill_and_resume(stack, manifest, store, args.parallel, clean)
     finally:
