@@ -324,3 +324,17 @@ def test_the_request_automation_has_a_readable_name_and_description():
     automation = trigger.as_automation()
     assert automation.name == "quorum task on request"
     assert automation.description.startswith("Run quorum on one task when a quorum.task.requested event arrives")
+
+
+def test_model_text_in_the_ui_keeps_underscores_and_stars_literal():
+    """`textkit/__init__.py` in a plan step or a context cell must not render as a bold `init`; code spans
+    are left alone, and plan.md (part of the implementer's prompt) is not escaped at all."""
+    from quorum.domain.models import Plan, PlanStep
+    from quorum.domain.story import escape_md, plan_section, render_plan_markdown
+
+    assert escape_md("edit textkit/__init__.py, *not* `a_b*c`") == "edit textkit/\\_\\_init\\_\\_.py, \\*not\\* `a_b*c`"
+    plan = Plan(summary="Touch __init__", steps=[PlanStep(description="Export it from textkit/__init__.py", files=[])],
+                files_to_change=["textkit/__init__.py"], risks=[])  # fmt: skip
+    assert "textkit/__init__.py" in render_plan_markdown(plan)
+    shown = "\n".join(plan_section(plan, "file:///store/plan.md"))
+    assert "textkit/\\_\\_init\\_\\_.py" in shown and "`textkit/__init__.py`" in shown

@@ -11,6 +11,7 @@ from quorum.domain.models import BatchReport, ReportRow, StageContextRecord, Sta
 from quorum.domain.policy import UNISOLATED_NOTE
 from quorum.domain.report import MAX_REASON, BatchTally, report_row, short_reason
 from quorum.domain.story import (
+    escape_md,
     Locate,
     TaskStory,
     acceptance_section,
@@ -156,7 +157,7 @@ def _shown(stage: StageContextRecord, limit: int = 6) -> str:
 
 def _cell(text: str, limit: int = 300) -> str:
     flat = " ".join(text.split()).replace("|", "\\|")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return escape_md(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def cached_note(cost: StageCost) -> str:

@@ -35,6 +35,16 @@ class TaskStory(BaseModel):
     rounds: list[RoundRecord] = Field(default_factory=list)
 
 
+_EMPHASIS = re.compile(r"([\\*_])")
+
+
+def escape_md(text: str) -> str:
+    """Model-written text shown as markdown: `*` and `_` outside code spans stay literal, so
+    `textkit/__init__.py` is not rendered as a bold `init`."""
+    parts = text.split("`")
+    return "`".join(part if index % 2 else _EMPHASIS.sub(r"\\\1", part) for index, part in enumerate(parts))
+
+
 def render_plan_markdown(plan: Plan, level: int = 1) -> str:
     """The plan as markdown (plan.md, the implementer's prompt); `level` is its title's heading level."""
     title, section = "#" * level, "#" * (level + 1)
@@ -74,6 +84,7 @@ def cut_note(what: str, shown: int, total: int, location: str) -> str:
 def plan_section(plan: Plan, location: str, limit: int = MAX_PLAN_CHARS) -> list[str]:
     text = render_plan_markdown(plan, level=2)
     shown, cut = capped(text, limit)
+    shown = escape_md(shown)  # the UI's copy only: plan.md (and the implementer's prompt) stay as they are
     lines = ["", shown.rstrip("\n")]
     if cut:
         lines += ["", cut_note("The plan", len(shown), len(text), location)]
@@ -166,7 +177,7 @@ def model_table(cost: CostSummary) -> list[str]:
 def _flat(text: str, limit: int) -> str:
     """One line (markdown list items and table cells break on newlines), cut to `limit` characters."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return escape_md(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def _cell(text: str, limit: int = 300) -> str:
