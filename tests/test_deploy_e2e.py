@@ -76,6 +76,11 @@ def test_deploy_registers_schedule_and_event_trigger(stack):
     assert nightly["work_pool_name"] == "quorum-process"
     assert nightly["parameters"]["dated_batch_id"] is True
 
+    shard = stack.api("GET", "/deployments/name/quorum-batch-shard/shard")
+    assert shard["work_pool_name"] == "quorum-process"
+    # its runs beat every 30 s, so a shard whose worker died is declared lost after 90 s
+    assert shard["job_variables"] == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}}
+
     request = stack.api("GET", "/deployments/name/quorum-task-request/on-request")
     automations = stack.api("POST", "/automations/filter", {})
     linked = [
