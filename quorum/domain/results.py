@@ -150,7 +150,7 @@ def _shown(stage: StageContextRecord, limit: int = 6) -> str:
     """The regions a stage saw (`path:start-end`), or for the localizer what it decided."""
     if not stage.regions:
         return "; ".join(stage.notes[:2]) or "-"
-    spans = [f"{r.path}:{r.start_line}-{r.end_line}" for r in stage.regions[:limit]]
+    spans = [f"`{r.path}:{r.start_line}-{r.end_line}`" for r in stage.regions[:limit]]
     more = len(stage.regions) - limit
     return ", ".join(spans) + (f" (+{more} more)" if more > 0 else "")
 
