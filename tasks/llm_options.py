@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE
+import logging
+
+from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 
 from quorum.domain.cost import describe_calls
@@ -29,11 +32,14 @@ LLM_TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-
 def log_stage(stage: str, calls: list[LLMCall], detail: str = "") -> None:
     """The stage's one INFO line in the UI: model, tokens, cost, latency, and what came of it (`detail`).
 
     A run served from Prefect's cache does not execute its body, so it logs nothing (its calls show in
     the task's artifacts, counted as cached)."""
-    get_run_logger().info(describe_calls(stage, calls, detail))
+    try:
+        logger: logging.Logger | logging.LoggerAdapter = get_run_logger()
+    except MissingContextError:  # the stage function called directly (`.fn`), as the benchmark's baseline does
+        logger = logging.getLogger("quorum.stages")
+    logger.info(describe_calls(stage, calls, detail))
 

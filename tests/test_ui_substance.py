@@ -338,3 +338,14 @@ def test_model_text_in_the_ui_keeps_underscores_and_stars_literal():
     assert "textkit/__init__.py" in render_plan_markdown(plan)
     shown = "\n".join(plan_section(plan, "file:///store/plan.md"))
     assert "textkit/\\_\\_init\\_\\_.py" in shown and "`textkit/__init__.py`" in shown
+
+
+def test_a_stage_called_outside_a_run_logs_to_the_quorum_logger(caplog):
+    """`.fn` of a stage task (the benchmark's sequential baseline) has no run context: the line still logs."""
+    from tasks.llm_options import log_stage
+
+    calls = [_call("openai/gpt-5", "plan", 1234, 567, 0.0123, 2.06)]
+    with caplog.at_level(logging.INFO, logger="quorum.stages"):
+        log_stage("plan", calls, "3 steps")
+    assert [r.getMessage() for r in caplog.records if r.name == "quorum.stages"] == [
+        "plan · openai/gpt-5 · 1,234+567 tokens · $0.0123 · 2.1 s · 3 steps"]
