@@ -25,21 +25,23 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-# quorum (editable) with its test dependencies, exactly as uv.lock pins them.
+# quorum (editable) with its test dependencies, exactly as uv.lock pins them. Compiled to bytecode at
+# install: where PYTHONDONTWRITEBYTECODE is set (this machine), Python would otherwise compile Prefect and
+# litellm from source in every process it starts (~8 s of CPU each: servers, workers, shards, the CLI).
 $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra test --python $(PYTHON) --quiet
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra test --python $(PYTHON) --compile-bytecode --quiet
 	touch $@
 
 # Semgrep lives in its own environment: installed beside Prefect, the resolver picks an old semgrep.
 $(SEMGREP_VENV)/.installed: infra/requirements/semgrep.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SEMGREP_VENV)
-	$(UV) pip install --quiet --python $(SEMGREP_VENV)/bin/python --require-hashes -r infra/requirements/semgrep.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(SEMGREP_VENV)/bin/python --require-hashes -r infra/requirements/semgrep.txt
 	touch $@
 
 # Linters for infra/ (Dockerfile, compose file, Kubernetes manifests), used by tests/test_infra.py.
 $(INFRA_VENV)/.installed: infra/requirements/infra-linters.txt | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(INFRA_VENV)
-	$(UV) pip install --quiet --python $(INFRA_VENV)/bin/python --require-hashes -r infra/requirements/infra-linters.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(INFRA_VENV)/bin/python --require-hashes -r infra/requirements/infra-linters.txt
 	touch $@
 
 # The demo batch over examples/ with scripted models. Exit 1 from quorum means "ran, some tasks
