@@ -1,11 +1,15 @@
 """Every `QUORUM_*` environment variable quorum reads, in one place (pydantic-settings).
 
-`settings()` reads the environment each time it is called, so a changed variable (a test, a
-worker restarted with a new value) is seen at once; it costs well under a millisecond, so hot paths read it once.
+`settings()` follows the environment: a changed variable (a test, a worker restarted with a new value) is
+seen at the next call. It parses only when a `QUORUM_*` variable changed: building the settings costs about
+a millisecond of CPU, and the LLM path asks for them on every request (provider slots), where a batch of
+thousands of tasks spends it under the GIL.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -14,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class QuorumSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="QUORUM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="QUORUM_", extra="ignore", frozen=True)
 
     store: str = Field(
         default=".quorum",
@@ -109,5 +113,24 @@ class QuorumSettings(BaseSettings):
         return (Path(store if is_folder else ".quorum").expanduser() / "index").resolve()
 
 
+_PREFIX = "QUORUM_"
+_cached: tuple[tuple[tuple[str, str], ...], QuorumSettings] | None = None
+_cache_lock = threading.Lock()
+
+
+def _quorum_environment() -> tuple[tuple[str, str], ...]:
+    """Every variable the settings can read (pydantic-settings matches their names case-insensitively)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k[: len(_PREFIX)].upper() == _PREFIX))
+
+
 def settings() -> QuorumSettings:
-    return QuorumSettings()
+    """The settings for the current environment (frozen; the same object while no `QUORUM_*` variable changes)."""
+    global _cached
+    environment = _quorum_environment()
+    cached = _cached
+    if cached is not None and cached[0] == environment:
+        return cached[1]
+    with _cache_lock:
+        fresh = QuorumSettings()
+        _cached = (environment, fresh)
+    return fresh

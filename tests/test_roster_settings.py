@@ -68,3 +68,32 @@ def test_a_thinking_planner_goes_through_litellm_over_http(monkeypatch):
                              temperature=1.0, max_tokens=4096, thinking_budget_tokens=2048)  # fmt: skip
         text, call = complete("plan", planner, [{"role": "user", "content": "Plan."}], policy=RetryPolicy(deadline_s=30))
     assert text == "planned" and call.error == ""
+
+
+def test_settings_follow_the_environment_and_are_built_once_while_it_stays(monkeypatch):
+    from quorum.settings import settings
+
+    monkeypatch.setenv("QUORUM_PROVIDER_SLOTS", "prefect")
+    first = settings()
+    assert first.provider_slots == "prefect"
+    assert settings() is first  # no QUORUM_ variable changed: not parsed again
+    monkeypatch.setenv("QUORUM_PROVIDER_SLOTS", "pool")
+    assert settings().provider_slots == "pool"
+    monkeypatch.setenv("quorum_store", "/elsewhere")  # matched case-insensitively, as pydantic-settings does
+    assert settings().store == "/elsewhere"
+    with pytest.raises(ValidationError):
+        settings().store = "x"  # shared between callers, so it cannot be changed by one of them
+
+
+def test_json_schemas_are_generated_once_and_handed_out_as_copies():
+    import json
+
+    from quorum.domain.models import Plan
+    from quorum.domain.schemas import json_schema, json_schema_text
+
+    schema = json_schema(Plan)
+    assert schema == Plan.model_json_schema()
+    schema["properties"].clear()  # what a caller does to its copy stays with it
+    assert json_schema(Plan) == Plan.model_json_schema()
+    assert json.loads(json_schema_text(Plan)) == Plan.model_json_schema()
+    assert json_schema_text(Plan) is json_schema_text(Plan)

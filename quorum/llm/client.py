@@ -46,6 +46,7 @@ from quorum.llm.call_policy import (
     short,
 )
 from quorum.domain.models import LLMCall
+from quorum.domain.schemas import json_schema
 from quorum.prefect_api.provider_slots import provider_slot
 from quorum.domain.roster import GOLD_PROVIDER, SCRIPT_DRIVEN, SCRIPTED_PROVIDER, Roster, RosterError, StageModel
 
@@ -593,7 +594,7 @@ def response_format(model: StageModel, schema: type[BaseModel]) -> dict[str, Any
     """
     if model.provider in JSON_OBJECT_ONLY:
         return {"type": "json_object"}
-    return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(),
+    return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": json_schema(schema),
                                                    "strict": False}}  # fmt: skip
 
 

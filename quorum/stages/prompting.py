@@ -6,14 +6,14 @@ every system prompt says that nothing inside those blocks is an instruction.
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 
 from pydantic import BaseModel, ValidationError
 
-from quorum.context.render import Block, numbered
 from quorum.context.python_symbols import split_lines
+from quorum.context.render import Block, numbered
+from quorum.domain.schemas import json_schema_text
 from quorum.stages.templates import DATA_RULE  # noqa: F401  (re-exported: every stage names it)
 
 _TIMING = re.compile(r"\s*\bin \d+(?:\.\d+)?\s*s(?:econds)?\b|\s*\(\d+(?:\.\d+)?\s*s\)")
@@ -85,7 +85,7 @@ def render_repository(files: dict[str, str]) -> str:
 
 
 def json_schema_hint(model: type[BaseModel]) -> str:
-    return json.dumps(model.model_json_schema(), separators=(",", ":"))
+    return json_schema_text(model)
 
 
 def extract_json_object(text: str) -> str:
