@@ -12,7 +12,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 
-from prefect import flow, tags
+from prefect import flow
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 
@@ -58,6 +58,7 @@ from quorum.flows.verify import verify_acceptance, verify_round
 from quorum.llm.client import StructuredOutputError
 from quorum.llm.pricing import litellm_price
 from quorum.prefect_api.result_cache import cache_storage
+from quorum.prefect_api.stage_runs import StageFuture, run_stage
 from quorum.prefect_api.states import state_for
 from quorum.stages.plan import render_plan_markdown
 from quorum.stages.prompting import stable_text
@@ -163,8 +164,8 @@ def _run_task(
         return ledger.result(spec, run.batch_id, status, allowed.reason, contexts=[RoundContext(round=1, stages=seen)])
 
     run.report(spec.id, "plan", roster.planner.model)
-    with ledger.timed("plan"), tags(f"provider:{roster.planner.provider}", "stage:plan"):
-        planned = plan_task(spec, roster.planner, shown.text)
+    with ledger.timed("plan"):
+        planned = run_stage(roster.planner.provider, "plan", lambda: plan_task(spec, roster.planner, shown.text))
     ledger.add(planned.calls)
     story.plan = planned.plan
     first = round_prefix(run.batch_id, spec.id, 1)
@@ -230,8 +231,8 @@ def _localize(job: _Job) -> tuple[Localization, list[StageContextRecord]]:
             allowed = job.allows("localize", [localizer], localize_prompt_chars(spec.task, given.map_text))
             if allowed.allowed:
                 run.report(spec.id, "localize", localizer.model)
-                with tags(f"provider:{localizer.provider}", "stage:localize"):
-                    localized = localize_task(spec, localizer, given.map_text, given.paths, given.fallback)
+                localized = run_stage(localizer.provider, "localize", lambda: localize_task(
+                    spec, localizer, given.map_text, given.paths, given.fallback))
                 ledger.add(localized.calls)
                 localization, calls = localized.localization, localized.calls
             else:
@@ -254,9 +255,10 @@ def _run_round(
         prepared = prepare_task(spec, job.work_root, purpose=f"round {round_no}")
     workspace = prepared.path
     run.report(spec.id, "implement", f"round {round_no}")
-    with ledger.timed("implement"), tags(f"provider:{roster.implementer.provider}", "stage:implement"):
-        implemented = implement_task(spec, roster.implementer, implementer_view.text, plan, round_no, feedback, findings,
-                                     repo_digest=prepared.files_digest, workspace=workspace)  # fmt: skip
+    with ledger.timed("implement"):
+        implemented = run_stage(roster.implementer.provider, "implement", lambda: implement_task(
+            spec, roster.implementer, implementer_view.text, plan, round_no, feedback, findings,
+            repo_digest=prepared.files_digest, workspace=workspace))  # fmt: skip
     ledger.add(implemented.calls)
     seen = [*seen, implementer_view.record()]
 
@@ -315,10 +317,12 @@ def _review(
     job: _Job, plan: Plan, diff: str, tool_report: str, round_no: int, shown: list[StageContext]
 ) -> list[ReviewResult]:
     """Every reviewer at once, each its own cached task with the context built for its model."""
-    futures = []
-    for reviewer, view in zip(job.roster.reviewers, shown, strict=True):
-        with tags(f"provider:{reviewer.provider}", "stage:review"):
-            futures.append(review_task.submit(job.spec, reviewer, view.text, plan, diff, tool_report, round_no))
+    futures = [
+        StageFuture(reviewer.provider, "review",
+                    lambda reviewer=reviewer, view=view: review_task.submit(job.spec, reviewer, view.text, plan, diff,
+                                                                            tool_report, round_no))
+        for reviewer, view in zip(job.roster.reviewers, shown, strict=True)
+    ]  # fmt: skip
     return [future.result() for future in futures]
 
 

@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 
-from prefect import flow, tags
+from prefect import flow
 
 from quorum.domain.artifacts import call_artifacts, review_artifacts, slug, to_json, verification_artifacts, without_outputs
 from quorum.domain.change import TOOLS_PANEL, ChangeReview, ChangeSpec, render_change_review_markdown, union_reviewers
@@ -25,6 +25,7 @@ from quorum.domain.results import ui_key
 from quorum.domain.roster import Roster
 from quorum.flows.verify import ROUND_TOOLS, submit_round_tool, verify_remotely
 from quorum.llm.client import LLMError
+from quorum.prefect_api.stage_runs import StageFuture
 from quorum.sandbox.isolation import verify_deployment
 from quorum.stages.change_review import changed_regions
 from quorum.stages.review import render_tool_report
@@ -85,13 +86,13 @@ def review_change(
             files = read_files_task(workspace, patch.files, label=change.id)
             regions = changed_regions(files, touched_lines(change.diff))
             tool_report = render_tool_report(reports)
-            futures = []
-            for reviewer in reviewers:
-                with tags(f"provider:{reviewer.provider}", "stage:review"):
-                    futures.append((reviewer, review_change_task.submit(
-                        reviewer, change.description, change.diff, regions, tool_report, change.script,
-                        change.script_sha256, label=change.id,
-                    )))  # fmt: skip
+            futures = [
+                (reviewer, StageFuture(reviewer.provider, "review", lambda reviewer=reviewer: review_change_task.submit(
+                    reviewer, change.description, change.diff, regions, tool_report, change.script,
+                    change.script_sha256, label=change.id,
+                )))
+                for reviewer in reviewers
+            ]  # fmt: skip
             for reviewer, future in futures:
                 try:
                     reviews.append(future.result())
