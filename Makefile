@@ -1,5 +1,7 @@
 # One command to see it work (`make demo`), one to test it (`make test`). Both set everything up,
 # from lockfiles: uv.lock for quorum's environment, infra/requirements/*.txt (hashed) for the tools.
+# The venv stamps depend on this Makefile, so a change to how they are installed redoes existing
+# venvs too (the pip installs --reinstall: uv skips compiling packages that are already installed).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 UV_VERSION := 0.13.9
 TOOLS := .venv-tools
@@ -28,20 +30,20 @@ $(UV):
 # quorum (editable) with its test dependencies, exactly as uv.lock pins them. Compiled to bytecode at
 # install: where PYTHONDONTWRITEBYTECODE is set (this machine), Python would otherwise compile Prefect and
 # litellm from source in every process it starts (~8 s of CPU each: servers, workers, shards, the CLI).
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+$(VENV)/.installed: pyproject.toml uv.lock Makefile | $(UV)
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra test --python $(PYTHON) --compile-bytecode --quiet
 	touch $@
 
 # Semgrep lives in its own environment: installed beside Prefect, the resolver picks an old semgrep.
-$(SEMGREP_VENV)/.installed: infra/requirements/semgrep.txt | $(UV)
+$(SEMGREP_VENV)/.installed: infra/requirements/semgrep.txt Makefile | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(SEMGREP_VENV)
-	$(UV) pip install --quiet --compile-bytecode --python $(SEMGREP_VENV)/bin/python --require-hashes -r infra/requirements/semgrep.txt
+	$(UV) pip install --quiet --reinstall --compile-bytecode --python $(SEMGREP_VENV)/bin/python --require-hashes -r infra/requirements/semgrep.txt
 	touch $@
 
 # Linters for infra/ (Dockerfile, compose file, Kubernetes manifests), used by tests/test_infra.py.
-$(INFRA_VENV)/.installed: infra/requirements/infra-linters.txt | $(UV)
+$(INFRA_VENV)/.installed: infra/requirements/infra-linters.txt Makefile | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(INFRA_VENV)
-	$(UV) pip install --quiet --compile-bytecode --python $(INFRA_VENV)/bin/python --require-hashes -r infra/requirements/infra-linters.txt
+	$(UV) pip install --quiet --reinstall --compile-bytecode --python $(INFRA_VENV)/bin/python --require-hashes -r infra/requirements/infra-linters.txt
 	touch $@
 
 # The demo batch over examples/ with scripted models. Exit 1 from quorum means "ran, some tasks
@@ -59,16 +61,18 @@ thesis-demo: setup
 	$(BIN)/quorum review-eval examples/review-set/set.yaml --roster scripted \
 	  --roster examples/rosters/premium-reviewers.yaml --figures docs/figures
 
-# Two processes, one test file each at a time: the slow files mostly wait on Prefect servers,
-# workers and subprocesses.
+# Two processes, one test file each at a time, the slowest files first (tests/conftest.py orders
+# them; --no-loadscope-reorder keeps that order): a long file left for the end would keep one
+# process busy while the other idles.
+PYTEST_XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 test: setup $(INFRA_VENV)/.installed
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 -m "not heavy"
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST) --durations=20 -m "not heavy"
 
 # The slowest end-to-end runs (fan-out over two workers, a killed worker's resume, the demo through the
 # CLI twice, the deployment test again on PostgreSQL, the UI in headless Chromium): run before resolving
 # an issue that touches batches, fan-out, the CLI or what the UI shows. Screenshots: test-output/ui/.
 test-heavy: setup $(INFRA_VENV)/.installed heavy-system-packages
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20 -m heavy
+	$(BIN)/python -m pytest -q $(PYTEST_XDIST) --durations=20 -m heavy
 
 # Debian packages the heavy tests use: PostgreSQL (the deployment test on PostgreSQL) and Chromium (the
 # UI test). Installed when missing and we are root with apt; otherwise the tests fail saying what to install.

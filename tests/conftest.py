@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-live", action="store_true", help="also run tests that call real hosted models")
 
 
+# The files that take longest, longest first (measured one file at a time; the rest estimated).
+# `make test` runs files whole on two workers (`--dist loadfile`) in collection order
+# (`--no-loadscope-reorder`): started first, a long file runs beside the many short ones instead of
+# leaving one worker idle at the end (xdist's default order, most tests first, put these few-test
+# files last). Files not listed keep that default order after them.
+SLOWEST_FILES = [
+    "test_deploy_e2e_postgres.py",  # heavy
+    "test_flow.py",  # ~135 s alone, on an idle machine
+    "test_batch_resume_budget.py",  # ~120 s
+    "test_deploy_e2e.py",  # ~75 s
+    "test_thesis_flows.py",  # ~70 s
+    "test_unprivileged.py",  # ~60 s
+    "test_sandbox_pool_e2e.py",  # ~45 s
+    "test_environments.py",  # ~40 s
+    "test_context_flow.py",
+    "test_ui_browser.py",  # heavy
+    "test_edits_e2e.py",
+    "test_secrets.py",
+    "test_injection.py",
+    "test_failures.py",
+]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    per_file = Counter(item.path for item in items)
+    # stable: the tests of a file keep their order, and unlisted files with as many tests theirs
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -per_file[item.path]))
     if config.getoption("--run-live"):
         return
     skip = pytest.mark.skip(reason="calls real hosted models; pass --run-live (and set API keys)")
