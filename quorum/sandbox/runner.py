@@ -574,7 +574,7 @@ def _run_confined(
         isolation.notes.append(f"the launcher ended without reporting the command's exit ({proc.returncode})")
     if stuck:
         isolation.notes.append("the launcher did not finish in time; its process group was killed")
-    in_namespace = sandbox_launch.processes_in_pid_namespace(isolation.pid_ns) if isolation.pid_ns else []
+    in_namespace = _namespace_after_teardown(isolation.pid_ns) if isolation.pid_ns else []
     if rootless:
         isolation.leftover_processes = len(in_namespace)
         for pid in in_namespace:  # never kill(-1): this uid is ours
@@ -586,6 +586,24 @@ def _run_confined(
     if isolation.leftover_processes:
         _kill_uid(slot)
     return result
+
+
+NAMESPACE_TEARDOWN_S = 5.0
+
+
+def _namespace_after_teardown(pid_ns: int) -> list[int]:
+    """The processes still alive in the run's PID namespace once the kernel has had time to end them.
+
+    When the namespace's first process (the launcher) exits, the kernel SIGKILLs every other process in
+    it, but a killed process is only gone once it has released its memory: a memory bomb's takes a while
+    on a loaded machine. Those are dying, not leftovers; only what is still there after
+    NAMESPACE_TEARDOWN_S counts (and is killed)."""
+    deadline = time.monotonic() + NAMESPACE_TEARDOWN_S
+    while True:
+        alive = sandbox_launch.processes_in_pid_namespace(pid_ns)
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
 
 
 def _read_status(fd: int) -> list[dict]:
