@@ -365,6 +365,39 @@ def test_a_busy_prefect_server_is_asked_again_within_milliseconds(monkeypatch):
         server.lease("quorum-llm-p", 1)
 
 
+def test_at_exit_a_lease_is_released_with_one_request_even_when_the_server_is_gone(monkeypatch):
+    """A batch's process exits after its Prefect server (the benchmark's, a CLI's temporary one): Prefect's
+    client would retry the refused connection for about a minute per lease (2 s, 4 s, ... 32 s)."""
+    import httpx
+
+    import quorum.prefect_api.provider_slots as provider_limits
+
+    sent = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/csrf-token"):  # the client asks once; 422 means CSRF is off
+            return httpx.Response(422, json={"detail": "CSRF protection is disabled."})
+        sent.append(request.url.path)
+        if request.url.path.endswith("/increment-with-lease"):  # while the server was up
+            body = {"lease_id": str(uuid.uuid4()), "limits": [{"id": str(uuid.uuid4()), "name": "n", "limit": 1}]}
+            return httpx.Response(200, json=body)
+        raise httpx.ConnectError("connection refused", request=request)  # then it is gone
+
+    from prefect.client.orchestration import SyncPrefectClient
+
+    client = SyncPrefectClient(
+        "http://prefect.invalid/api",
+        httpx_settings=provider_limits.slot_client_settings(transport=httpx.MockTransport(transport)),
+    )
+    slept: list[float] = []
+    monkeypatch.setattr("prefect.client.base.time.sleep", slept.append)  # what the client's retries would cost
+    server = SlotServer(client)
+    lease_id, _ = server.lease("quorum-llm-p", 1)
+    sent.clear()
+    assert server.release(lease_id, last_try=True) is False  # not handed back: it expires on the server
+    assert sent == ["/api/v2/concurrency_limits/decrement-with-lease"] and slept == [], sent  # once, no retry
+
+
 def test_ensure_limits_creates_updates_and_deactivates_idempotently(prefect_harness):
     from prefect.client.orchestration import get_client
 

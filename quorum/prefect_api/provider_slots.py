@@ -219,8 +219,14 @@ class SlotServer:
         import httpx
 
         try:
-            self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release",
-                       retries=0 if last_try else BUSY_RETRIES)  # fmt: skip
+            if last_try:  # one attempt really: the client would retry a server already gone for a minute
+                from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+                with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
+                    self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release",
+                               retries=0)  # fmt: skip
+            else:
+                self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release")
             return True
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (404, 410):
