@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/throughput.py [--tasks 200] [--latency 0.5] [--parallel 32] [--baseline-tasks 10]
     .venv/bin/python bench/throughput.py --sizes 200,1000,5000     # one run per size, the ratios side by side
+    .venv/bin/python bench/throughput.py --sizes 200,5000 --postgres   # the Prefect server on PostgreSQL
 
 What runs (all in one command):
 - a fake provider server in its own process (tests.support.fake_provider) with four "providers" of fixed
   latency and a concurrency cap each, answering 429 + Retry-After beyond it: anthropic 4,
   deepseek 8, openai 16, gemini 8 concurrent requests;
-- a throwaway `prefect server start` (tests.support.devstack.LocalPrefectStack, SQLite);
+- a throwaway `prefect server start` (tests.support.devstack.LocalPrefectStack), on SQLite, or with
+  `--postgres` on a throwaway PostgreSQL cluster (tests.support.postgres.LocalPostgres, Debian's postgresql);
 - a sequential baseline: a plain loop calling the same stage functions (`plan_task.fn`,
   `implement_task.fn`, `review_task.fn` - the real prompt builders, parsers and quorum.llm.client path,
   no Prefect) one after another per task, on `--baseline-tasks` tasks, extrapolated to `--tasks`;
@@ -309,6 +311,9 @@ def main() -> int:
     parser.add_argument("--sizes", help="comma-separated task counts (e.g. 200,1000,5000): one run each, side by side")
     parser.add_argument("--database-url", help="the Prefect server's database (e.g. postgresql+asyncpg://...); "
                                                "default: a throwaway SQLite file")
+    parser.add_argument("--postgres", action="store_true",
+                        help="back the Prefect server with a throwaway PostgreSQL cluster (Debian's postgresql; "
+                             "tests/support/postgres.py), one per run")
     parser.add_argument("--switch-interval", type=float, default=None,
                         help="the batch process's sys.setswitchinterval in seconds (Python's default: 0.005)")
     args = parser.parse_args()
@@ -316,6 +321,16 @@ def main() -> int:
         sys.setswitchinterval(args.switch_interval)
     if args.sizes:
         return sweep(args)
+    if args.postgres:
+        from tests.support.postgres import LocalPostgres
+
+        with LocalPostgres() as postgres:
+            args.database_url = postgres.url
+            return measure(args)
+    return measure(args)
+
+
+def measure(args: argparse.Namespace) -> int:
 
     home = Path(tempfile.mkdtemp(prefix="quorum-bench-throughput-"))
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", flush=True)
@@ -323,6 +338,7 @@ def main() -> int:
           + ", ".join(f"{p} {cap}" for p, (_, _, cap, _) in PROVIDERS.items())
           + f"; {args.parallel} tasks in flight; provider slots: {args.slots}; switch interval "
           + f"{sys.getswitchinterval() * 1000:g} ms; work dir {home}", flush=True)  # fmt: skip
+    print(f"Prefect server database: {'PostgreSQL' if args.database_url else 'SQLite'}", flush=True)
     fake = FakeProvider(home, args.latency)
     database = {"PREFECT_API_DATABASE_CONNECTION_URL": args.database_url} if args.database_url else None
     stack = LocalPrefectStack(home, extra_env=database)
@@ -501,6 +517,8 @@ def sweep(args: argparse.Namespace) -> int:
                 command += ["--switch-interval", str(args.switch_interval)]
             if args.database_url:
                 command += ["--database-url", args.database_url]
+            if args.postgres:
+                command += ["--postgres"]
             print(f"--- {size} tasks: {' '.join(command[1:])}", flush=True)
             subprocess.run(command, check=True)
             figures.append(json.loads(out.read_text()))
