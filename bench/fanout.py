@@ -164,6 +164,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=4, help="tasks in flight (max_parallel): in the batch, or per shard")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, of " + ", ".join(MODES))
     parser.add_argument("--no-kill", dest="kill", action="store_false", help="skip the killed-worker resume")
+    parser.add_argument("--keep", action="store_true", help="keep the stack's folder (server and worker logs, store)")
     parser.add_argument("--clean-calls", type=int, default=None,
                         help="a clean run's fresh LLM calls, for the kill check when in-process is not among --modes")
     args = parser.parse_args()
@@ -185,15 +186,19 @@ def main() -> int:
                 params = {"manifest_path": str(manifest), "batch_id": f"bench-{mode}", "max_parallel": args.parallel,
                           **MODES[mode]}  # fmt: skip
                 run, wall = run_batch(stack, params)
-                summary, _ = report_of(store, f"bench-{mode}")
+                summary, task_rows = report_of(store, f"bench-{mode}")
                 rows.append((mode, run["state"]["type"], wall, seconds(run), summary))
                 print(f"{mode}: {run['state']['type']} in {wall:.1f}s (server: {seconds(run):.1f}s)", flush=True)
+                for row in task_rows:
+                    if row.get("status") == "error":
+                        print(f"  error {row.get('task_id') or row.get('id')}: {str(row.get('reason'))[:400]}", flush=True)
             if args.kill:
                 shutil.rmtree(store / "cache", ignore_errors=True)
                 clean = next((s["fresh_llm_calls"] for m, *_, s in rows if m == "in-process"), args.clean_calls)
                 kill_lines = kill_and_resume(stack, manifest, store, args.parallel, clean)
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
     base = next((run_s for mode, _, _, run_s, _ in rows if mode == "in-process"), None)
     print("\n| mode | state | wall s (submit to final) | batch run s | / in-process | runs sent out | outcomes | LLM calls |")
     print("|---|---|---|---|---|---|---|---|")

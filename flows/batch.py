@@ -52,6 +52,7 @@ from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount, close_batch_account, open_batch_account
 from quorum.prefect_api.crash import on_batch_crashed
 from quorum.prefect_api.runs import MISSED_HEARTBEATS, watch_runs
+from quorum.prefect_api.stage_runs import prefect_server_unavailable
 from quorum.prefect_api.states import result_of, same_outcome, state_for
 from quorum.store import default_store_url
 from quorum.store.batches import RowSpool
@@ -394,21 +395,39 @@ def _run_tasks(
         future.result()  # a failure to record a result is the run's failure, never silent
 
 
-def _pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext) -> TaskResult:
-    try:
-        return result_of(run_task_pipeline(spec, roster, policy, run))
-    except Exception as exc:  # a crashed subflow is reported, never dropped
-        reason = f"pipeline crashed: {type(exc).__name__}: {exc}"
-        run.report(spec.id, TaskStatus.error.value, reason, done=True)
-        result = TaskResult(
-            batch_id=run.batch_id, task_id=spec.id, repo=spec.repo, status=TaskStatus.error, reason=reason,
-            artifacts={"result": result_key(run.batch_id, spec.id)},
-        )  # fmt: skip
-        try:  # a shard's batch reads its results from the store: the error and its reason must be there too
-            run.store.put_text(result_key(run.batch_id, spec.id), to_json(result))
-        except Exception:  # the store itself failing: the batch still reports the task as an error
-            pass
-        return result
+PIPELINE_RETRY_PAUSES_S = (15.0, 45.0)  # after a pipeline that met an unavailable Prefect server
+
+
+def _pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext, *,
+              sleep: Callable[[float], None] = time.sleep) -> TaskResult:  # fmt: skip
+    """The task's pipeline; run again (at most twice, after a pause) when it crashed on an unavailable
+    Prefect server rather than on its own work (a busy SQLite server sheds requests under many shard
+    processes). Its finished LLM stages come from the cache, so nothing is paid twice."""
+    for pause in (*PIPELINE_RETRY_PAUSES_S, None):
+        try:
+            return result_of(run_task_pipeline(spec, roster, policy, run))
+        except Exception as exc:
+            if pause is None or not prefect_server_unavailable(exc):
+                return _crashed(spec, run, exc)
+            run.report(spec.id, "retry", f"the Prefect server was unavailable ({type(exc).__name__}); "
+                                         f"running the task again in {pause:.0f} s")  # fmt: skip
+            sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _crashed(spec: TaskSpec, run: RunContext, exc: Exception) -> TaskResult:
+    """A crashed subflow is reported, never dropped."""
+    reason = f"pipeline crashed: {type(exc).__name__}: {exc}"
+    run.report(spec.id, TaskStatus.error.value, reason, done=True)
+    result = TaskResult(
+        batch_id=run.batch_id, task_id=spec.id, repo=spec.repo, status=TaskStatus.error, reason=reason,
+        artifacts={"result": result_key(run.batch_id, spec.id)},
+    )  # fmt: skip
+    try:  # a shard's batch reads its results from the store: the error and its reason must be there too
+        run.store.put_text(result_key(run.batch_id, spec.id), to_json(result))
+    except Exception:  # the store itself failing: the batch still reports the task as an error
+        pass
+    return result
 
 
 def _fan_out(

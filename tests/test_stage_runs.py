@@ -90,3 +90,83 @@ def test_a_stage_refused_every_time_fails_with_prefects_error(prefect_harness, m
     with pytest.raises(ConcurrencySlotAcquisitionError):
         refused()
     assert ran == [] and pauses == list(stage_runs.START_PAUSE_S)
+
+
+def _status_error(status: int) -> Exception:
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    request = httpx.Request("POST", "http://prefect/api/task_runs/")
+    return PrefectHTTPStatusError(f"{status}", request=request, response=httpx.Response(status, request=request))
+
+
+def test_an_unavailable_prefect_server_is_told_from_a_failed_task():
+    assert stage_runs.prefect_server_unavailable(_status_error(503))
+    assert stage_runs.prefect_server_unavailable(httpx.ConnectError("refused"))
+    try:
+        try:
+            raise _status_error(503)
+        except Exception as exc:
+            raise RuntimeError("the subflow crashed") from exc
+    except RuntimeError as wrapped:
+        assert stage_runs.prefect_server_unavailable(wrapped)  # what caused it counts
+    assert not stage_runs.prefect_server_unavailable(_status_error(500))  # a server bug is not "busy"
+    assert not stage_runs.prefect_server_unavailable(_status_error(404))
+    assert not stage_runs.prefect_server_unavailable(ValueError("a task's own error"))
+
+
+class _Run:
+    """What `_pipeline` needs of a RunContext: progress reports and the store."""
+
+    batch_id = "b"
+
+    def __init__(self, store):
+        self.store, self.reports = store, []
+
+    def report(self, task_id, stage, detail="", *, done=False):
+        self.reports.append((task_id, stage, detail, done))
+
+
+def _spec():
+    from quorum.domain.manifest import TaskSpec
+
+    return TaskSpec(id="t1", repo="/r", task="do it")
+
+
+def test_a_pipeline_that_met_an_unavailable_server_runs_again(monkeypatch, tmp_path):
+    from quorum.flows import batch as batch_flow
+    from quorum.store import LocalStore
+
+    outcomes = [_status_error(503), "finished"]
+
+    def pipeline(spec, roster, policy, run):
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(batch_flow, "run_task_pipeline", pipeline)
+    monkeypatch.setattr(batch_flow, "result_of", lambda state: state)
+    pauses: list[float] = []
+    run = _Run(LocalStore(tmp_path))
+    assert batch_flow._pipeline(_spec(), None, None, run, sleep=pauses.append) == "finished"
+    assert pauses == [batch_flow.PIPELINE_RETRY_PAUSES_S[0]]
+    assert [r[1] for r in run.reports] == ["retry"]
+
+
+def test_a_pipeline_failing_on_its_own_or_unavailable_every_time_is_an_error_result(monkeypatch, tmp_path):
+    from quorum.domain.models import TaskStatus
+    from quorum.flows import batch as batch_flow
+    from quorum.store import LocalStore
+
+    for failure, expected_pauses in ((ValueError("bad input"), []),
+                                     (_status_error(503), list(batch_flow.PIPELINE_RETRY_PAUSES_S))):  # fmt: skip
+        def pipeline(spec, roster, policy, run, failure=failure):
+            raise failure
+
+        monkeypatch.setattr(batch_flow, "run_task_pipeline", pipeline)
+        pauses: list[float] = []
+        store = LocalStore(tmp_path / type(failure).__name__)
+        result = batch_flow._pipeline(_spec(), None, None, _Run(store), sleep=pauses.append)
+        assert result.status == TaskStatus.error and result.reason.startswith("pipeline crashed:")
+        assert pauses == expected_pauses
+        assert "pipeline crashed" in store.get_text(result.artifacts["result"])  # the reason is in the store

@@ -1,4 +1,5 @@
-"""Calling an LLM stage task under its tags, and starting it again when Prefect refused to start it.
+"""Calling an LLM stage task under its tags, and starting it again when Prefect refused to start it; and
+telling a Prefect server that was unavailable from a task that failed.
 
 A stage's task run is tagged `provider:<provider>` and `stage:<stage>`. Before running a tagged task,
 Prefect's engine asks the server for the tags' concurrency slots. A busy SQLite server answers that
@@ -78,3 +79,24 @@ class StageFuture(Generic[T]):
                 _pause(self._stage, attempt, error, self._sleep)
                 self._future = self._start()
         raise AssertionError("unreachable")
+
+
+UNAVAILABLE_STATUS = frozenset({408, 429, 502, 503, 504})
+
+
+def prefect_server_unavailable(exc: BaseException) -> bool:
+    """True when `exc` (or what caused it) is the Prefect server shedding or losing a request: a `503`
+    from a busy SQLite server (after the client's own retries), a 502/504 from a proxy, a dropped
+    connection, or a concurrency-slot request refused that way. Not a model's error, not a bug."""
+    import httpx
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.HTTPStatusError) and current.response.status_code in UNAVAILABLE_STATUS:
+            return True
+        if isinstance(current, httpx.TransportError):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
