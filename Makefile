@@ -61,18 +61,19 @@ thesis-demo: setup
 	$(BIN)/quorum review-eval examples/review-set/set.yaml --roster scripted \
 	  --roster examples/rosters/premium-reviewers.yaml --figures docs/figures
 
-# Two processes, one test file each at a time, the slowest files first (tests/conftest.py orders
-# them; --no-loadscope-reorder keeps that order): a long file left for the end would keep one
-# process busy while the other idles.
-PYTEST_XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+# One test file at a time per process, the slowest files first (tests/conftest.py orders them;
+# --no-loadscope-reorder keeps that order): a long file left for the end would keep one process busy
+# while the others idle. Three processes on 2 cores: the slow files spend much of their time waiting on
+# Prefect servers, workers and subprocesses (a fresh clone: 7m54 with -n 3, 9m17 with -n 2).
+PYTEST_XDIST := --dist loadfile --no-loadscope-reorder
 test: setup $(INFRA_VENV)/.installed
-	$(BIN)/python -m pytest -q $(PYTEST_XDIST) --durations=20 -m "not heavy"
+	$(BIN)/python -m pytest -q -n 3 $(PYTEST_XDIST) --durations=20 -m "not heavy"
 
 # The slowest end-to-end runs (fan-out over two workers, a killed worker's resume, the demo through the
 # CLI twice, the deployment test again on PostgreSQL, the UI in headless Chromium): run before resolving
 # an issue that touches batches, fan-out, the CLI or what the UI shows. Screenshots: test-output/ui/.
 test-heavy: setup $(INFRA_VENV)/.installed heavy-system-packages
-	$(BIN)/python -m pytest -q $(PYTEST_XDIST) --durations=20 -m heavy
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_XDIST) --durations=20 -m heavy
 
 # Debian packages the heavy tests use: PostgreSQL (the deployment test on PostgreSQL) and Chromium (the
 # UI test). Installed when missing and we are root with apt; otherwise the tests fail saying what to install.
