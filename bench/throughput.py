@@ -331,7 +331,6 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace) -> int:
-
     home = Path(tempfile.mkdtemp(prefix="quorum-bench-throughput-"))
     print(f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}", flush=True)
     print(f"setup: {args.tasks} tasks x (plan + implement + 2 reviews), latency {args.latency}s, caps "

@@ -52,7 +52,7 @@ from quorum.flows.pipeline import run_task_pipeline
 from quorum.prefect_api.budget_ledger import PrefectSpendAccount, close_batch_account, open_batch_account
 from quorum.prefect_api.crash import on_batch_crashed
 from quorum.prefect_api.runs import MISSED_HEARTBEATS, watch_runs
-from quorum.prefect_api.stage_runs import prefect_server_unavailable
+from quorum.prefect_api.stage_runs import call_again, prefect_server_unavailable
 from quorum.prefect_api.states import result_of, same_outcome, state_for
 from quorum.store import default_store_url
 from quorum.store.batches import RowSpool
@@ -403,16 +403,17 @@ def _pipeline(spec: TaskSpec, roster: Roster, policy: Policy, run: RunContext, *
     """The task's pipeline; run again (at most twice, after a pause) when it crashed on an unavailable
     Prefect server rather than on its own work (a busy SQLite server sheds requests under many shard
     processes). Its finished LLM stages come from the cache, so nothing is paid twice."""
-    for pause in (*PIPELINE_RETRY_PAUSES_S, None):
-        try:
-            return result_of(run_task_pipeline(spec, roster, policy, run))
-        except Exception as exc:
-            if pause is None or not prefect_server_unavailable(exc):
-                return _crashed(spec, run, exc)
-            run.report(spec.id, "retry", f"the Prefect server was unavailable ({type(exc).__name__}); "
-                                         f"running the task again in {pause:.0f} s")  # fmt: skip
-            sleep(pause)
-    raise AssertionError("unreachable")
+
+    def report_retry(error: BaseException, pause: float) -> None:
+        run.report(spec.id, "retry", f"the Prefect server was unavailable ({type(error).__name__}); "
+                                     f"running the task again in {pause:.0f} s")  # fmt: skip
+
+    try:
+        return call_again(lambda: result_of(run_task_pipeline(spec, roster, policy, run)),
+                          again_when=prefect_server_unavailable, pauses=PIPELINE_RETRY_PAUSES_S,
+                          before_again=report_retry, sleep=sleep)  # fmt: skip
+    except Exception as exc:
+        return _crashed(spec, run, exc)
 
 
 def _crashed(spec: TaskSpec, run: RunContext, exc: Exception) -> TaskResult:

@@ -9,7 +9,6 @@ thousands of tasks spends it under the GIL.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 from typing import Literal
 
@@ -114,8 +113,7 @@ class QuorumSettings(BaseSettings):
 
 
 _PREFIX = "QUORUM_"
-_cached: tuple[tuple[tuple[str, str], ...], QuorumSettings] | None = None
-_cache_lock = threading.Lock()
+_cached: tuple[tuple[tuple[str, str], ...], QuorumSettings] | None = None  # (environment, its settings)
 
 
 def _quorum_environment() -> tuple[tuple[str, str], ...]:
@@ -127,10 +125,9 @@ def settings() -> QuorumSettings:
     """The settings for the current environment (frozen; the same object while no `QUORUM_*` variable changes)."""
     global _cached
     environment = _quorum_environment()
-    cached = _cached
+    cached = _cached  # one read: another thread may replace it (two threads may both parse; either result is right)
     if cached is not None and cached[0] == environment:
         return cached[1]
-    with _cache_lock:
-        fresh = QuorumSettings()
-        _cached = (environment, fresh)
+    fresh = QuorumSettings()
+    _cached = (environment, fresh)
     return fresh

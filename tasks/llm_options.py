@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prefect.cache_policies import INPUTS, TASK_SOURCE
-import logging
-
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_run_logger
 

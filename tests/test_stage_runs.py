@@ -29,67 +29,69 @@ def _refuse_first(monkeypatch, refusals: int) -> list[str]:
     return asked
 
 
-def _flow_and_task(ran: list[int]):
-    from prefect import flow, task
+class _Refusing:
+    """A tiny stage task, a tag set Prefect has never been asked about (it caches "no limits" per tag set for
+    5 s), and the first `refusals` tag-concurrency requests refused as a busy server would."""
 
-    @task(name="stage-under-test")
-    def stage(x: int) -> int:
-        ran.append(x)
-        return x * 2
+    def __init__(self, monkeypatch, refusals: int):
+        from prefect import task
 
-    return flow, stage
+        self.ran: list[int] = []
+        self.pauses: list[float] = []
+        self.provider = f"p{uuid.uuid4().hex[:8]}"
+        self.asked = _refuse_first(monkeypatch, refusals)
+
+        @task(name="stage-under-test")
+        def stage(x: int) -> int:
+            self.ran.append(x)
+            return x * 2
+
+        self.stage = stage
 
 
 def test_a_refused_stage_is_started_again_and_runs_once(prefect_harness, monkeypatch):
-    ran: list[int] = []
-    flow, stage = _flow_and_task(ran)
-    provider = f"p{uuid.uuid4().hex[:8]}"  # Prefect caches "no limits" per tag set for 5 s: a set never asked before
-    asked = _refuse_first(monkeypatch, 1)
-    pauses: list[float] = []
+    from prefect import flow
+
+    case = _Refusing(monkeypatch, 1)
 
     @flow
     def one() -> int:
-        return stage_runs.run_stage(provider, "plan", lambda: stage(21), sleep=pauses.append)
+        return stage_runs.run_stage(case.provider, "plan", lambda: case.stage(21), sleep=case.pauses.append)
 
     assert one() == 42
-    assert ran == [21]  # the refused attempt never ran the body
-    assert pauses == [stage_runs.START_PAUSE_S[0]]
-    assert asked[0] == f"tag:provider:{provider},tag:stage:plan" and len(asked) == 2
+    assert case.ran == [21]  # the refused attempt never ran the body
+    assert case.pauses == [stage_runs.START_PAUSES_S[0]]
+    assert case.asked[0] == f"tag:provider:{case.provider},tag:stage:plan" and len(case.asked) == 2
 
 
 def test_a_submitted_stage_is_submitted_again(prefect_harness, monkeypatch):
-    ran: list[int] = []
-    flow, stage = _flow_and_task(ran)
-    provider = f"p{uuid.uuid4().hex[:8]}"
-    _refuse_first(monkeypatch, 2)
-    pauses: list[float] = []
+    from prefect import flow
+
+    case = _Refusing(monkeypatch, 2)
 
     @flow
     def both() -> list[int]:
-        futures = [stage_runs.StageFuture(provider, "review", lambda x=x: stage.submit(x), sleep=pauses.append)
-                   for x in (1, 2)]  # fmt: skip
+        futures = [stage_runs.StageFuture(case.provider, "review", lambda x=x: case.stage.submit(x),
+                                          sleep=case.pauses.append) for x in (1, 2)]  # fmt: skip
         return [future.result() for future in futures]
 
     assert both() == [2, 4]
-    assert sorted(ran) == [1, 2]
+    assert sorted(case.ran) == [1, 2]
 
 
 def test_a_stage_refused_every_time_fails_with_prefects_error(prefect_harness, monkeypatch):
+    from prefect import flow
     from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 
-    ran: list[int] = []
-    flow, stage = _flow_and_task(ran)
-    provider = f"p{uuid.uuid4().hex[:8]}"
-    _refuse_first(monkeypatch, 99)
-    pauses: list[float] = []
+    case = _Refusing(monkeypatch, 99)
 
     @flow
     def refused() -> int:
-        return stage_runs.run_stage(provider, "implement", lambda: stage(1), sleep=pauses.append)
+        return stage_runs.run_stage(case.provider, "implement", lambda: case.stage(1), sleep=case.pauses.append)
 
     with pytest.raises(ConcurrencySlotAcquisitionError):
         refused()
-    assert ran == [] and pauses == list(stage_runs.START_PAUSE_S)
+    assert case.ran == [] and case.pauses == list(stage_runs.START_PAUSES_S)
 
 
 def _status_error(status: int) -> Exception:

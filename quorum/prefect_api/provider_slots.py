@@ -217,16 +217,14 @@ class SlotServer:
         `last_try` (at exit): one attempt, quietly; a lease not handed back expires on the server.
         """
         import httpx
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
+        # At exit one attempt really: the client itself would retry a server already gone for a minute.
+        client_retries = temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}) if last_try else contextlib.nullcontext()
         try:
-            if last_try:  # one attempt really: the client would retry a server already gone for a minute
-                from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
-
-                with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}):
-                    self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release",
-                               retries=0)  # fmt: skip
-            else:
-                self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release")
+            with client_retries:
+                self._send(lambda: self._client.release_concurrency_slots_with_lease(lease_id), "a release",
+                           retries=0 if last_try else BUSY_RETRIES)  # fmt: skip
             return True
         except httpx.HTTPStatusError as exc:
             if exc.response.status_code in (404, 410):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
@@ -23,10 +23,34 @@ from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 
 T = TypeVar("T")
 
-START_ATTEMPTS = 3
-START_PAUSE_S = (10.0, 30.0)  # before the 2nd and the 3rd attempt: the server was refusing for a minute already
+START_PAUSES_S = (10.0, 30.0)  # before the 2nd and the 3rd attempt: the server was refusing for a minute already
 
 logger = logging.getLogger("quorum.stages")
+
+
+def call_again(
+    attempt: Callable[[], T],
+    *,
+    again_when: Callable[[BaseException], bool],
+    pauses: Sequence[float],
+    before_again: Callable[[BaseException, float], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`attempt()`; when it raises an exception `again_when` accepts, `before_again(error, pause)`, a
+    pause, and `attempt()` again, once per pause. Any other exception, or the last one, propagates."""
+    for pause in (*pauses, None):
+        try:
+            return attempt()
+        except Exception as error:
+            if pause is None or not again_when(error):
+                raise
+            before_again(error, pause)
+            sleep(pause)
+    raise AssertionError("unreachable")
+
+
+def _refused(error: BaseException) -> bool:
+    return isinstance(error, ConcurrencySlotAcquisitionError)
 
 
 @contextmanager
@@ -35,25 +59,24 @@ def stage_tags(provider: str, stage: str) -> Iterator[None]:
         yield
 
 
-def _pause(stage: str, attempt: int, error: BaseException, sleep: Callable[[float], None]) -> None:
-    pause = START_PAUSE_S[min(attempt, len(START_PAUSE_S)) - 1]
-    logger.warning("%s: Prefect could not start the task run (%s); starting it again in %.0f s (attempt %d of %d)",
-                   stage, error, pause, attempt + 1, START_ATTEMPTS)  # fmt: skip
-    sleep(pause)
+def _log_restart(stage: str) -> Callable[[BaseException, float], None]:
+    def log(error: BaseException, pause: float) -> None:
+        logger.warning("%s: Prefect could not start the task run (%s); starting it again in %.0f s",
+                       stage, error, pause)  # fmt: skip
+
+    return log
 
 
 def run_stage(provider: str, stage: str, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
     """`call()` (one stage task called synchronously) under the stage's tags, started again when Prefect
     refused to start it."""
-    for attempt in range(1, START_ATTEMPTS + 1):
-        try:
-            with stage_tags(provider, stage):
-                return call()
-        except ConcurrencySlotAcquisitionError as error:
-            if attempt == START_ATTEMPTS:
-                raise
-            _pause(stage, attempt, error, sleep)
-    raise AssertionError("unreachable")
+
+    def tagged() -> T:
+        with stage_tags(provider, stage):
+            return call()
+
+    return call_again(tagged, again_when=_refused, pauses=START_PAUSES_S, before_again=_log_restart(stage),
+                      sleep=sleep)  # fmt: skip
 
 
 class StageFuture(Generic[T]):
@@ -63,22 +86,24 @@ class StageFuture(Generic[T]):
     def __init__(self, provider: str, stage: str, submit: Callable[[], Any], *,
                  sleep: Callable[[float], None] = time.sleep):  # fmt: skip
         self._provider, self._stage, self._submit, self._sleep = provider, stage, submit, sleep
-        self._future = self._start()
+        self._future: Any = self._start()  # submitted now, so the stages of one round run side by side
 
     def _start(self) -> Any:
         with stage_tags(self._provider, self._stage):
             return self._submit()
 
+    def _wait(self) -> T:
+        if self._future is None:  # the last submission was refused: submit again
+            self._future = self._start()
+        try:
+            return self._future.result()
+        except ConcurrencySlotAcquisitionError:
+            self._future = None
+            raise
+
     def result(self) -> T:
-        for attempt in range(1, START_ATTEMPTS + 1):
-            try:
-                return self._future.result()
-            except ConcurrencySlotAcquisitionError as error:
-                if attempt == START_ATTEMPTS:
-                    raise
-                _pause(self._stage, attempt, error, self._sleep)
-                self._future = self._start()
-        raise AssertionError("unreachable")
+        return call_again(self._wait, again_when=_refused, pauses=START_PAUSES_S,
+                          before_again=_log_restart(self._stage), sleep=self._sleep)  # fmt: skip
 
 
 UNAVAILABLE_STATUS = frozenset({408, 429, 502, 503, 504})
